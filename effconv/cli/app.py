@@ -1,0 +1,59 @@
+"""The Typer app and the options shared by several commands (declared once, as Annotated aliases).
+
+Command modules (effconv/cli/<command>.py) register themselves on `app`; each command parses its
+options, calls one library function and renders the result. No torch at import time: commands
+import what they need inside their body, so `effconv --help` and ONNX-only commands stay fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from effconv import __version__
+
+app = typer.Typer(
+    name="effconv",
+    help="Train, export and profile efficient CNNs: per-layer Mult-Adds, parameters and measured latency.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+console = Console()
+err_console = Console(stderr=True)
+
+# Shared options -------------------------------------------------------------------------------
+JsonOut = Annotated[
+    Optional[Path], typer.Option("--json", help="Also write the result as JSON to this file.", dir_okay=False)
+]
+CsvOut = Annotated[
+    Optional[Path], typer.Option("--csv", help="Also write the result as CSV to this file.", dir_okay=False)
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"effconv {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+) -> None:
+    """effconv: know what a CNN costs before it ships.
+
+    Exit codes: 0 done; 1 a check failed; 2 usage; 3 invalid or unsafe input;
+    4 resource limit; 5 a runtime crashed; 130 interrupted.
+    """

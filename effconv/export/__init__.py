@@ -1,0 +1,1 @@
+"""Export trained or fresh models to ONNX and TensorRT."""
