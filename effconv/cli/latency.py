@@ -1,0 +1,139 @@
+"""`effconv latency`, `effconv backends`, `effconv device calibrate|list`: parse, call one library
+function, render. No torch or onnxruntime at import: both are imported inside the commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from effconv.cli.app import JsonOut, Quiet, app, console
+from effconv.io import write_text
+
+device_app = typer.Typer(help="Device ceilings for the roofline: list the profiles, calibrate this machine.",
+                         no_args_is_help=True)
+app.add_typer(device_app, name="device")
+
+
+@app.command("backends")
+def backends_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the latency backends: available or not, version, and why not.
+
+    Example: effconv backends --json
+    """
+    from effconv.latency import BACKENDS
+
+    rows = []
+    for name, backend in BACKENDS.items():
+        a = backend.probe()
+        rows.append({"name": name, "available": a.available, "version": a.version, "reason": a.reason,
+                     "device": backend.device, "model": backend.kind, "description": backend.description})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="Latency backends")
+    for col in ("Backend", "Available", "Version", "Runs", "Why not"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], "yes" if r["available"] else "no", r["version"] or "-",
+                      f"{r['model']} on {r['device']}", escape(r["reason"] or ""))
+    console.print(table)
+
+
+@device_app.command("list")
+def device_list() -> None:
+    """List the device profiles (peak FLOP/s per precision, memory bandwidth, source).
+
+    Example: effconv device list
+    """
+    from effconv.latency.roofline import list_device_names, load_device_profile
+
+    table = Table(title="Device profiles (dense peaks)")
+    for col in ("Name", "Description", "Peak TFLOP/s", "GB/s", "Source"):
+        table.add_column(col)
+    for name in list_device_names():
+        p = load_device_profile(name)
+        peaks = ", ".join(f"{k} {v / 1e12:g}" for k, v in p.peak_flops.items())
+        table.add_row(name, escape(p.description), peaks, f"{p.memory_bandwidth / 1e9:g}", escape(p.source))
+    console.print(table)
+
+
+@device_app.command("calibrate")
+def device_calibrate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="TOML file to write.", dir_okay=False)] = Path("local-cpu.toml"),
+    name: Annotated[str, typer.Option("--name", help="Profile name written into the file.")] = "local-cpu",
+    matmul_n: Annotated[int, typer.Option("--matmul-n", min=64, help="Matrix size for the FLOP/s test.")] = 2048,
+    copy_mib: Annotated[int, typer.Option("--copy-mib", min=1, help="Array size (MiB) for the bandwidth test.")] = 256,
+    quiet: Quiet = False,
+) -> None:
+    """Measure this machine's fp32 FLOP/s (numpy matmul) and memory bandwidth (array copy) and
+    write a device profile usable with --device-profile PATH.
+
+    Example: effconv device calibrate --out profiles/devices/my-laptop.toml --name my-laptop
+    """
+    from effconv.latency.devices import calibrate, write_calibration
+
+    cal = calibrate(matmul_n=matmul_n, copy_mib=copy_mib)
+    write_calibration(cal, out, name)
+    if not quiet:
+        console.print(f"{cal.device}: fp32 {cal.flops_fp32 / 1e9:.1f} GFLOP/s, memory {cal.bandwidth / 1e9:.1f} GB/s "
+                      f"-> {out}", highlight=False)
+
+
+@app.command("latency")
+def latency_cmd(
+    model: Annotated[str, typer.Argument(help="ONNX file, zoo model name, spec .toml, or training run.")],
+    backend: Annotated[Optional[str], typer.Option("--backend", help="ort-cpu, ort-cuda, ort-tensorrt, tensorrt, torch-cpu, torch-cuda; default: the best available.")] = None,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Batch size.")] = 1,
+    precision: Annotated[str, typer.Option("--precision", help="fp32 or fp16 (fp16 on CUDA backends).")] = "fp32",
+    warmup_ms: Annotated[float, typer.Option("--warmup-ms", min=0, help="Warm-up length (ms).")] = 200.0,
+    duration_s: Annotated[float, typer.Option("--duration-s", min=0, help="Minimum timed duration (s).")] = 1.0,
+    iterations: Annotated[int, typer.Option("--iterations", min=1, help="Minimum timed iterations.")] = 20,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU intra-op threads (default: runtime's).")] = None,
+    include_copies: Annotated[bool, typer.Option("--include-copies", help="Time host<->device copies too.")] = False,
+    cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="Capture and replay a CUDA graph.")] = False,
+    torch_mode: Annotated[str, typer.Option("--torch-mode", help="eager or compile (torch backends).")] = "eager",
+    per_layer: Annotated[str, typer.Option("--per-layer", help="auto, none, ort-profiler, torch-profiler, tensorrt-profiler, isolate.")] = "auto",
+    device_profile: Annotated[Optional[str], typer.Option("--device-profile", help="Roofline device: a name from `effconv device list` or a .toml.")] = None,
+    budget_ms: Annotated[Optional[float], typer.Option("--budget-ms", help="Exit 1 when the median exceeds this (ms).")] = None,
+    json_out: JsonOut = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="PNG: Mult-Adds share vs latency share per type.", dir_okay=False)] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Time a model end to end (one timing loop for every backend), then per layer in a separate
+    run; join the per-type times with the static Mult-Adds and a device roofline.
+
+    Example: effconv latency mobilenet_v1 --backend ort-cpu --threads 2 --device-profile local-cpu.toml --budget-ms 50
+    """
+    from effconv.latency.base import LatencyOptions
+    from effconv.latency.render import render_latency
+    from effconv.latency.report import check_budget, measure_model
+
+    options = LatencyOptions(
+        backend=backend, batch=batch, precision=precision, warmup_ms=warmup_ms, duration_s=duration_s,
+        iterations=iterations, include_copies=include_copies, cuda_graph=cuda_graph, per_layer=per_layer,
+        device_profile=device_profile, threads=threads, torch_mode=torch_mode, budget_ms=budget_ms,
+    )
+    report = measure_model(model, options)
+    if not quiet:
+        render_latency(report, console)
+    if json_out is not None:
+        write_text(json_out, json.dumps({"latency": report.to_dict()}, indent=2, default=str) + "\n")
+    if plot is not None:
+        _plot(report, plot)
+    check_budget(report, budget_ms)
+
+
+def _plot(report, path: Path) -> None:
+    from effconv.errors import UsageError
+    from effconv.latency.render import plot_latency_vs_macs
+
+    if report.layerwise is None or report.profile is None:
+        raise UsageError("--plot needs per-layer times and a static profile (an ONNX backend, not --per-layer none)")
+    plot_latency_vs_macs(report.profile, report, path)

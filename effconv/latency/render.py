@@ -1,0 +1,118 @@
+"""A LatencyReport as JSON (the `latency` section), as rich tables, and as a PNG comparing each
+layer type's share of Mult-Adds with its share of measured latency."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from effconv.io import atomic_path
+
+LATENCY_SCHEMA_VERSION = 1
+
+
+def report_dict(report) -> dict[str, Any]:
+    lw = report.layerwise
+    per_layer = None
+    if lw is not None:
+        per_layer = {
+            "method": lw.method, "measures": lw.measures, "runs": lw.runs,
+            "sum_ms": lw.sum_ms, "sum_ratio": report.sum_ratio, "gap_explanation": report.gap_explanation,
+            "instrumented_ms": lw.instrumented_ms,
+            "overhead_ratio": lw.instrumented_ms / report.median_ms if lw.instrumented_ms else None,
+            "notes": list(lw.notes),
+            "layers": [
+                {"name": lt.name, "type": report.types_of.get(lt.name, lt.op_type), "op_type": lt.op_type,
+                 "nodes": list(lt.nodes), "ms": lt.ms, "pct": 100.0 * lt.ms / lw.sum_ms if lw.sum_ms else 0.0}
+                for lt in lw.layers
+            ],
+        }
+    return {
+        "schema_version": LATENCY_SCHEMA_VERSION,
+        "model": report.model, "backend": report.backend, "precision": report.precision, "batch": report.batch,
+        "timer": report.timing.timer,
+        "statistics": report.timing.stats.to_dict(),
+        "environment": dict(report.environment),
+        "per_layer": per_layer,
+        "by_type": [dict(t.__dict__) for t in report.by_type],
+        "device_profile": report.device_profile,
+        "notes": list(report.notes),
+    }
+
+
+def _f(value, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def render_latency(report, console: Console) -> None:
+    s = report.timing.stats
+    env = report.environment
+    console.print(
+        f"[bold]{report.model}[/bold] on [bold]{report.backend}[/bold], {report.precision}, batch {report.batch}; "
+        f"{s.iterations} iterations, timer: {report.timing.timer}"
+    )
+    stats = Table(title="End-to-end latency (ms)")
+    for col in ("min", "median", "mean", "p90", "p95", "p99", "CV", "items/s"):
+        stats.add_column(col, justify="right")
+    stats.add_row(*(f"{v:.3f}" for v in (s.min_ms, s.median_ms, s.mean_ms, s.p90_ms, s.p95_ms, s.p99_ms)),
+                  f"{s.cv:.1%}", f"{s.throughput:.1f}")
+    console.print(stats)
+    console.print(
+        f"device: {env.get('device', env.get('host_cpu'))}; driver: {env.get('driver', '-')}; "
+        f"runtime: {env.get('runtime')}; threads: {env.get('intra_op_threads', '-')}; "
+        f"copies included: {env.get('include_copies')}; CUDA graph: {env.get('cuda_graph')}",
+        highlight=False,
+    )
+    if report.layerwise is not None:
+        _render_types(report, console)
+    for note in report.notes:
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+
+
+def _render_types(report, console: Console) -> None:
+    lw = report.layerwise
+    table = Table(title=f"Latency per layer type ({lw.method})")
+    for col in ("Type", "Layers", "ms", "% time", "% Mult-Adds", "GMAC/s", "FLOP/B", "Bound", "% roofline"):
+        table.add_column(col, justify="left" if col == "Type" else "right")
+    for t in report.by_type:
+        table.add_row(t.type, str(t.layers), f"{t.ms:.3f}", f"{t.pct:.1f}", _f(t.mult_adds_pct, ".2f"),
+                      _f(t.gmacs, ".1f"), _f(t.intensity, ".1f"), t.bound or "-", _f(t.pct_of_roofline, ".1f"))
+    console.print(table)
+    ratio = report.sum_ratio
+    line = f"per-layer method: {lw.method} ({lw.measures}); sum {lw.sum_ms:.3f} ms = {ratio:.2f} x the end-to-end median"
+    if lw.instrumented_ms:
+        line += f"; instrumented run {lw.instrumented_ms:.3f} ms/inference ({lw.instrumented_ms / report.median_ms:.2f} x)"
+    console.print(line, highlight=False)
+    if report.gap_explanation:
+        console.print(f"[yellow]gap:[/yellow] {report.gap_explanation}", highlight=False)
+    for note in lw.notes:
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+
+
+def plot_latency_vs_macs(profile, report, path: str | Path) -> Path:
+    """Horizontal bars per layer type: share of Mult-Adds (static profile) beside share of latency."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    macs = {t.type: t.mult_adds_pct for t in profile.by_type}
+    lat = {t.type: t.pct for t in report.by_type}
+    types = sorted(set(macs) | set(lat), key=lambda k: -(lat.get(k, 0.0) + (macs.get(k) or 0.0)))
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(types) + 1.5))
+    ys = range(len(types))
+    ax.barh([y - 0.2 for y in ys], [macs.get(k) or 0.0 for k in types], height=0.4, label="% Mult-Adds")
+    ax.barh([y + 0.2 for y in ys], [lat.get(k, 0.0) for k in types], height=0.4, label=f"% latency ({report.backend})")
+    ax.set_yticks(list(ys), types)
+    ax.invert_yaxis()
+    ax.set_xlabel("percent of model total")
+    ax.set_title(f"{report.model}: Mult-Adds vs measured latency per layer type")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,195 @@
+"""Measure a model end to end, then per layer in a separate run, and join the two with the static
+profile (Mult-Adds per layer type) and a device roofline. Entry points:
+
+- `measure_model(source, options)`: `effconv latency MODEL` (an ONNX file, zoo name, spec, run).
+- `measure_profile_latency(profile, options)`: what `effconv profile --latency` calls.
+- `check_budget(report, budget_ms)`: raises CheckFailedError (exit 1) when the median is over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from effconv.errors import CheckFailedError, EffconvError, UsageError
+from effconv.latency import best_backend, get_backend
+from effconv.latency.base import LatencyOptions, Timing, host_environment, time_runner
+from effconv.latency.layerwise import LayerwiseContext, LayerwiseResult, measure_layers
+from effconv.latency.onnxgraph import OnnxGraph, load_onnx_graph
+from effconv.latency.roofline import load_device_profile, roofline
+from effconv.latency.source import ModelInput, model_input
+
+SUM_RATIO_BOUNDS = (0.75, 1.25)  # per-layer sum / end-to-end median judged "consistent" inside these
+
+
+@dataclass(frozen=True)
+class TypeLatency:
+    type: str
+    ms: float  # per inference
+    pct: float  # of the per-layer sum
+    layers: int
+    mult_adds: int | None  # None when the per-layer method cannot map times to ONNX nodes
+    mult_adds_pct: float | None
+    gmacs: float | None  # achieved 1e9 Mult-Adds per second
+    intensity: float | None  # FLOP per byte moved
+    bound: str | None  # "memory" | "compute" against the device profile
+    pct_of_roofline: float | None
+
+
+@dataclass(frozen=True)
+class LatencyReport:
+    model: str
+    backend: str
+    precision: str
+    batch: int
+    timing: Timing
+    environment: Mapping[str, Any]
+    layerwise: LayerwiseResult | None
+    by_type: tuple[TypeLatency, ...]
+    types_of: Mapping[str, str]  # per-layer row name -> layer type
+    device_profile: str | None
+    notes: tuple[str, ...]
+    profile: Any = None  # the static ModelProfile joined in, if any (not part of to_dict)
+
+    @property
+    def median_ms(self) -> float:
+        return self.timing.stats.median_ms
+
+    @property
+    def sum_ratio(self) -> float | None:
+        return self.layerwise.sum_ms / self.median_ms if self.layerwise else None
+
+    @property
+    def gap_explanation(self) -> str | None:
+        return explain_gap(self.layerwise.method, self.sum_ratio) if self.layerwise else None
+
+    def to_dict(self) -> dict[str, Any]:
+        from effconv.latency.render import report_dict
+
+        return report_dict(self)
+
+
+def explain_gap(method: str, ratio: float) -> str | None:
+    """Why a per-layer sum can differ from the end-to-end median; None inside the bounds."""
+    low, high = SUM_RATIO_BOUNDS
+    if low <= ratio <= high:
+        return None
+    if method == "isolate":
+        return ("isolated layers each pay a run's fixed cost (launch, input binding) and lose the cache "
+                "reuse between neighbouring layers, so their sum overstates the whole model"
+                if ratio > high else "isolated layers ran from warm caches and skip inter-node scheduling")
+    if ratio < low:
+        return (f"{method} times kernels only: the runtime's scheduling, allocation and thread wake-ups "
+                "between nodes are in the end-to-end time but in no node")
+    return f"{method} instrumentation slows each node; the per-layer sum exceeds the uninstrumented median"
+
+
+def _build_runner(backend: str, model: ModelInput, options: LatencyOptions):
+    spec = get_backend(backend)
+    if spec.kind == "onnx":
+        if model.onnx_path is None:
+            raise UsageError(f"backend {backend} needs an ONNX model")
+        return spec.factory(model.onnx_path, options)
+    if model.build is None:
+        raise UsageError(f"backend {backend} needs a torch model (a zoo name, spec or run), not an ONNX file")
+    return spec.factory(model.build, model.input_shape, options)
+
+
+def _measure(model: ModelInput, options: LatencyOptions, profile=None) -> LatencyReport:
+    backend = options.backend or best_backend(model.kind)
+    options = replace(options, backend=backend)
+    runner = _build_runner(backend, model, options)
+    runner.prepare()
+    timing = time_runner(runner, options)  # the timed run: no instrumentation
+    env = {**host_environment(), **runner.environment(), "backend": backend, "precision": options.precision,
+           "batch": options.batch, "include_copies": options.include_copies, "cuda_graph": options.cuda_graph,
+           "timer": timing.timer, "warmup_ms": options.warmup_ms, "warmup_iterations": timing.warmup_iterations}
+    graph = load_onnx_graph(model.onnx_path, options.batch) if model.onnx_path is not None else None
+    layerwise = None
+    if options.per_layer != "none":
+        ctx = LayerwiseContext(backend, options, model.onnx_path, graph, model.build, model.input_shape, runner)
+        layerwise = measure_layers(options.per_layer, ctx)
+    types_of, by_type, notes = _per_type(layerwise, graph, profile, options)
+    if timing.stats.warning:
+        notes = (timing.stats.warning, *notes)
+    return LatencyReport(model.name, backend, options.precision, options.batch, timing, env, layerwise,
+                         by_type, types_of, options.device_profile, notes, profile)
+
+
+def _per_type(layerwise, graph: OnnxGraph | None, profile, options: LatencyOptions):
+    if layerwise is None:
+        return {}, (), ()
+    costs = {lc.name: lc for lc in profile.layers} if profile is not None else {}
+    total_macs = profile.totals.mult_adds if profile is not None else None
+    device = load_device_profile(options.device_profile) if options.device_profile else None
+    acc: dict[str, dict[str, Any]] = {}
+    types_of = {}
+    for lt in layerwise.layers:
+        kind = costs[lt.name].type if lt.name in costs else lt.op_type
+        types_of[lt.name] = kind
+        row = acc.setdefault(kind, {"ms": 0.0, "n": 0, "macs": 0, "bytes": 0})
+        row["ms"] += lt.ms
+        row["n"] += 1
+        row["macs"] += sum(costs[n].mult_adds for n in lt.nodes if n in costs)
+        row["bytes"] += graph.bytes_moved(lt.nodes, options.precision) if graph is not None and lt.nodes else 0
+    rows = [_type_row(k, r, layerwise.sum_ms, total_macs, device, options.precision, bool(costs))
+            for k, r in acc.items()]
+    rows.sort(key=lambda r: -r.ms)
+    notes = () if costs else ("no static profile: Mult-Adds, GMAC/s and roofline columns are empty",)
+    return types_of, tuple(rows), notes
+
+
+def _type_row(kind, r, sum_ms, total_macs, device, precision, have_costs) -> TypeLatency:
+    macs = r["macs"] if have_costs else None
+    point = roofline(macs, r["bytes"], r["ms"], device, precision) if device and macs is not None and r["bytes"] else None
+    return TypeLatency(
+        type=kind, ms=r["ms"], pct=100.0 * r["ms"] / sum_ms if sum_ms else 0.0, layers=r["n"], mult_adds=macs,
+        mult_adds_pct=100.0 * macs / total_macs if macs is not None and total_macs else None,
+        gmacs=macs / (r["ms"] / 1e3) / 1e9 if macs is not None and r["ms"] > 0 else None,
+        intensity=2.0 * macs / r["bytes"] if macs is not None and r["bytes"] else None,
+        bound=point.bound if point else None, pct_of_roofline=point.pct_of_roofline if point else None,
+    )
+
+
+def measure_model(source: str | Path, options: LatencyOptions) -> LatencyReport:
+    """Time an ONNX file, zoo model or run; the static profile is joined when it can be built."""
+    backend = options.backend
+    need_onnx = backend is None or get_backend(backend).kind == "onnx"
+    with model_input(source, options.batch, need_onnx=need_onnx) as model:
+        profile = _static_profile(model, options.batch)
+        return _measure(model, options, profile)
+
+
+def _static_profile(model: ModelInput, batch: int):
+    """The static profile of the ONNX file, or None (a torch-only run, or no effconv.profile)."""
+    if model.onnx_path is None:
+        return None
+    try:
+        from effconv.profile import profile_onnx
+    except ImportError:
+        return None
+    try:
+        return profile_onnx(model.onnx_path, model=model.name)
+    except EffconvError:  # a symbolic batch: profile at the timed batch
+        return profile_onnx(model.onnx_path, model=model.name, batch=batch)
+
+
+def measure_profile_latency(profile, options: LatencyOptions) -> LatencyReport:
+    """Latency for a `ModelProfile` (effconv.profile): times `profile.onnx_path`, or re-exports the
+    zoo model `profile.model` when that temporary file is gone. Does not check the budget: render
+    the report, then call `check_budget(report, options.budget_ms)`."""
+    path = Path(profile.onnx_path)
+    if path.is_file():
+        shape = next(iter(profile.input_shapes.values()), None)
+        return _measure(ModelInput(profile.model, path, None, tuple(shape) if shape else None), options, profile)
+    with model_input(profile.model, options.batch) as model:
+        return _measure(model, options, profile)
+
+
+def check_budget(report: LatencyReport, budget_ms: float | None) -> None:
+    if budget_ms is not None and report.median_ms > budget_ms:
+        raise CheckFailedError(
+            f"{report.model}: median latency {report.median_ms:.3f} ms on {report.backend} exceeds the budget of {budget_ms:g} ms"
+        )
