@@ -1,0 +1,140 @@
+"""Speed and memory of the static profile against onnx-tool (the baseline), measured in one run.
+
+    python benchmarks/profile_speed.py [--repeat 5]
+
+Needs the `bench` extra (onnx-tool==1.0.1) and the zoo (for MobileNet v1, exported once, untimed).
+Prints, per model: in-process time after imports (effconv profile_onnx: load + check + shape
+inference + count; onnx-tool: load + shape_infer + profile, without printing), end-to-end time of
+`effconv profile FILE` and `python -m onnx_tool -i FILE` as subprocesses (interpreter start
+included), and the children's peak RSS. Targets: MobileNet <= 0.05 s, 2,000 nodes <= 0.25 s,
+>= 2x faster than onnx-tool in process; end to end no slower; peak RSS < 2x file + 200 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+def synthetic_graph(path: Path, nodes: int = 2000, channels: int = 16, size: int = 32) -> Path:
+    """A chain of nodes/2 (Conv 3x3 + Relu) blocks on a 1 x channels x size x size map."""
+    rng = np.random.default_rng(0)
+    graph_nodes, inits, x = [], [], "input"
+    for i in range(nodes // 2):
+        w = numpy_helper.from_array(rng.standard_normal((channels, channels, 3, 3)).astype(np.float32), f"w{i}")
+        inits.append(w)
+        graph_nodes.append(helper.make_node("Conv", [x, w.name], [f"c{i}"], pads=[1, 1, 1, 1], name=f"conv{i}"))
+        graph_nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}"))
+        x = f"r{i}"
+    shape = [1, channels, size, size]
+    g = helper.make_graph(graph_nodes, "chain", [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
+                          [helper.make_tensor_value_info(x, TensorProto.FLOAT, shape)], inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def mobilenet(path: Path) -> Path:
+    from effconv.export.onnx import export_onnx
+    from effconv.specs import load_spec
+    from effconv.zoo import build_model
+
+    spec = load_spec("mobilenet_v1")
+    return export_onnx(build_model(spec), path, spec.input_shape(1))
+
+
+def best_of(fn, repeat: int) -> float:
+    """Median wall time of `repeat` calls, seconds (one warm-up call first)."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+# Runs the command from a small clean interpreter: a child forked from this process (numpy, onnx,
+# torch loaded) would inherit our resident set and report it as its own peak.
+WRAPPER = """
+import os, subprocess, sys, time
+t0 = time.perf_counter()
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+_, status, usage = os.wait4(p.pid, 0)
+print(time.perf_counter() - t0, usage.ru_maxrss, os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_child(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS MiB) of one child process; its output is discarded."""
+    out = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], capture_output=True, text=True, check=True)
+    wall, rss_kib, code = out.stdout.split()
+    if int(code) != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed with exit code {code}")
+    return float(wall), int(rss_kib) / 1024  # Linux reports KiB
+
+
+def child_stats(cmd: list[str], repeat: int) -> tuple[float, float]:
+    runs = [run_child(cmd) for _ in range(repeat)]
+    return statistics.median(r[0] for r in runs), max(r[1] for r in runs)
+
+
+def bench(name: str, path: Path, repeat: int) -> None:
+    import onnx_tool
+
+    from effconv.profile import profile_onnx
+
+    def ours():
+        profile_onnx(path)
+
+    def theirs():
+        g = onnx_tool.loadmodel(str(path), {"verbose": False}).graph
+        g.graph_reorder_nodes()
+        g.shape_infer()
+        g.profile()
+
+    t_ours, t_theirs = best_of(ours, repeat), best_of(theirs, repeat)
+    exe = shutil.which("effconv") or str(Path(sys.executable).parent / "effconv")
+    e_ours, m_ours = child_stats([exe, "profile", str(path)], max(3, repeat // 2))
+    e_theirs, m_theirs = child_stats([sys.executable, "-m", "onnx_tool", "-i", str(path)], max(3, repeat // 2))
+    size = path.stat().st_size / 2**20
+    print(f"\n{name}: {len(onnx.load(str(path), load_external_data=False).graph.node)} nodes, {size:.1f} MiB")
+    print(f"  in process   effconv {t_ours * 1000:8.1f} ms   onnx-tool {t_theirs * 1000:8.1f} ms   "
+          f"speed-up {t_theirs / t_ours:5.1f}x")
+    print(f"  end to end   effconv {e_ours:8.2f} s    onnx-tool {e_theirs:8.2f} s    "
+          f"ratio {e_theirs / e_ours:5.2f}x")
+    print(f"  peak RSS     effconv {m_ours:8.0f} MiB  onnx-tool {m_theirs:8.0f} MiB  "
+          f"limit 2 x file + 200 = {2 * size + 200:.0f} MiB")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    try:
+        import onnx_tool  # noqa: F401
+    except ImportError:
+        raise SystemExit("onnx-tool is missing: pip install 'onnx-tool==1.0.1' (extra `bench`)")
+    with tempfile.TemporaryDirectory() as tmp:
+        models = [("mobilenet_v1 (224)", mobilenet(Path(tmp) / "mobilenet_v1.onnx")),
+                  ("synthetic 2,000 nodes", synthetic_graph(Path(tmp) / "chain2000.onnx"))]
+        print(f"python {sys.version.split()[0]}, onnx {onnx.__version__}, {os.cpu_count()} CPUs; "
+              f"median of {args.repeat} in-process runs after one warm-up")
+        for name, path in models:
+            bench(name, path, args.repeat)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""`effconv profile` (static per-layer Mult-Adds and parameters) and `effconv cost` (the paper's
+standard vs depthwise separable cost). No torch unless a zoo model must be exported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from effconv.cli.app import CsvOut, JsonOut, Quiet, app, console
+from effconv.errors import CheckFailedError, UsageError
+
+DEFAULT_MODEL = "mobilenet_v1"
+
+Source = Annotated[
+    Optional[str],
+    typer.Argument(help="ONNX file, zoo model name or spec .toml (default: mobilenet_v1, 224x224).", show_default=False),
+]
+InputShape = Annotated[
+    Optional[list[str]],
+    typer.Option("--input-shape", help="Set an input's shape: NAME=1x3x224x224 (repeatable).", show_default=False),
+]
+Batch = Annotated[Optional[int], typer.Option("--batch", min=1, help="Batch size (first dim of every input).")]
+Convention = Annotated[
+    str, typer.Option("--convention", help="paper: Conv/ConvTranspose/Gemm/MatMul only; all: every op.")
+]
+Strict = Annotated[bool, typer.Option("--strict", help="Unsupported op types are an error (exit 3).")]
+MarkdownOut = Annotated[Optional[Path], typer.Option("--markdown", help="Also write Markdown here.", dir_okay=False)]
+PlotOut = Annotated[Optional[Path], typer.Option("--plot", help="Also write a PNG bar chart here.", dir_okay=False)]
+Layers = Annotated[bool, typer.Option("--layers/--no-layers", help="Print the per-layer table.")]
+AllLayers = Annotated[bool, typer.Option("--all-layers", help="Per-layer table: also zero-cost nodes.")]
+Top = Annotated[int, typer.Option("--top", min=0, help="Per-layer table: the N costliest layers (0: all).")]
+Crosscheck = Annotated[bool, typer.Option("--crosscheck", help="Zoo models: compare with fvcore (exit 1 if they differ).")]
+
+
+def _shapes(items: list[str] | None) -> dict[str, tuple[int, ...]] | None:
+    from effconv.profile.graph import parse_input_shape
+
+    return dict(parse_input_shape(s) for s in items) if items else None
+
+
+@app.command("profile")
+def profile_cmd(
+    source: Source = None,
+    input_shape: InputShape = None,
+    batch: Batch = None,
+    convention: Convention = "paper",
+    strict: Strict = False,
+    json_out: JsonOut = None,
+    csv_out: CsvOut = None,
+    markdown: MarkdownOut = None,
+    plot: PlotOut = None,
+    layers: Layers = True,
+    all_layers: AllLayers = False,
+    top: Top = 40,
+    crosscheck: Crosscheck = False,
+    quiet: Quiet = False,
+) -> None:
+    """Per-layer Mult-Adds and parameters of an ONNX model, grouped by the paper's layer types.
+
+    One fused multiply-add counts 1. Example: [bold]effconv profile model.onnx --batch 1 --json p.json[/]
+    (zoo: [bold]effconv profile mobilenet_v1 --crosscheck[/]).
+    """
+    from effconv.profile import onnx_source, profile_source
+    from effconv.profile.report import render_profile, write_reports
+
+    shapes = _shapes(input_shape)
+    with onnx_source(source or DEFAULT_MODEL, input_shapes=shapes, batch=batch) as src:
+        prof = profile_source(src, input_shapes=shapes, batch=batch, convention=convention, strict=strict)
+        check = _crosscheck(src) if crosscheck else None
+    if not quiet:
+        render_profile(console, prof, layers=layers, all_layers=all_layers, top=top)
+    write_reports(prof, json_path=json_out, csv_path=csv_out, markdown_path=markdown, plot_path=plot)
+    if check is not None:
+        _report_crosscheck(check, quiet)
+
+
+def _crosscheck(src):
+    if src.module is None:
+        raise UsageError(f"{src.path}: --crosscheck needs a zoo model or spec (fvcore runs the PyTorch module)")
+    from effconv.profile.crosscheck import crosscheck
+
+    return crosscheck(src.path, src.module, src.input_shape, src.model)
+
+
+def _report_crosscheck(check, quiet: bool) -> None:
+    from effconv.profile.report import crosscheck_table
+
+    if not quiet:
+        console.print(crosscheck_table(check))
+    if not check.ok:
+        raise CheckFailedError(
+            f"{check.model}: ONNX counts {check.onnx_mult_adds:,} Mult-Adds, fvcore {check.fvcore_matched:,}"
+        )
+
+
+@app.command("cost")
+def cost_cmd(
+    f: Annotated[int, typer.Argument(help="F: feature map size (F x F outputs).", min=1)],
+    n: Annotated[int, typer.Argument(help="N: input channels.", min=1)],
+    m: Annotated[int, typer.Argument(help="M: output channels.", min=1)],
+    k: Annotated[int, typer.Argument(help="K: kernel size (K x K).", min=1)],
+) -> None:
+    """The paper's cost of one layer: standard F^2 N K^2 M against depthwise separable
+    F^2 N K^2 + F^2 N M, and their ratio 1/M + 1/K^2 (one fused multiply-add = 1).
+
+    Example: [bold]effconv cost 14 512 512 3[/]
+    """
+    from rich.table import Table
+
+    from effconv.profile.costmodel import separable_cost
+
+    c = separable_cost(f, n, m, k)
+    t = Table(title=f"F={f} N={n} M={m} K={k}", title_justify="left")
+    for col in ("Layer", "Formula", "Mult-Adds", "Weights"):
+        t.add_column(col, justify="right" if col in ("Mult-Adds", "Weights") else "left")
+    t.add_row("standard", "F^2 N K^2 M", f"{c.standard:,}", f"{c.standard_weights:,}")
+    t.add_row("depthwise", "F^2 N K^2", f"{c.depthwise:,}", f"{k * k * n:,}")
+    t.add_row("pointwise", "F^2 N M", f"{c.pointwise:,}", f"{n * m:,}")
+    t.add_row("separable", "F^2 N K^2 + F^2 N M", f"{c.separable:,}", f"{c.separable_weights:,}")
+    console.print(t)
+    console.print(
+        f"separable / standard = {c.ratio:.6f} = 1/M + 1/K^2 = {c.ratio_closed_form:.6f} "
+        f"({1 / c.ratio:.2f}x fewer Mult-Adds)"
+    )

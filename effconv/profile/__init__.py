@@ -1,0 +1,59 @@
+"""Static profile of any ONNX model: per-layer Mult-Adds and parameters in the paper's layer types.
+
+Pipeline: graph.py (load, validate, infer shapes) -> handlers.py (Mult-Adds per op type) ->
+layer_types.py (paper vocabulary) -> core.py (per layer, per type, totals) -> report.py (tables,
+JSON, CSV, Markdown, plot). `profile_model` is the one entry point.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+
+from effconv.profile.core import CONVENTIONS, LayerCost, ModelProfile, Totals, TypeCost, profile_graph
+from effconv.profile.graph import load_graph, parse_input_shape
+from effconv.profile.source import OnnxSource, onnx_source
+
+__all__ = [
+    "CONVENTIONS", "LayerCost", "ModelProfile", "Totals", "TypeCost",
+    "load_graph", "onnx_source", "parse_input_shape", "profile_graph", "profile_model", "profile_onnx",
+    "profile_source", "OnnxSource",
+]
+
+
+def profile_onnx(
+    path: str | Path,
+    *,
+    model: str | None = None,
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    batch: int | None = None,
+    convention: str = "paper",
+    strict: bool = False,
+) -> ModelProfile:
+    """Profile one ONNX file (no torch involved)."""
+    graph = load_graph(path, input_shapes=input_shapes, batch=batch)
+    return profile_graph(graph, model or Path(path).name, convention=convention, strict=strict)
+
+
+def profile_model(
+    source: str | Path,
+    *,
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    batch: int | None = None,
+    convention: str = "paper",
+    strict: bool = False,
+) -> ModelProfile:
+    """Profile an ONNX file, a zoo name or a spec file (zoo models are exported to a temporary
+    ONNX file first; the profile's `onnx_path` then names a file that no longer exists)."""
+    with onnx_source(source, input_shapes=input_shapes, batch=batch) as src:
+        return profile_source(src, input_shapes=input_shapes, batch=batch, convention=convention, strict=strict)
+
+
+def profile_source(src: OnnxSource, *, input_shapes=None, batch=None, convention="paper", strict=False):
+    """Profile what `onnx_source` yielded (zoo exports already have static shapes)."""
+    if src.spec is not None:
+        prof = profile_onnx(src.path, model=src.model, convention=convention, strict=strict)
+        return dataclasses.replace(prof, temporary_onnx=True)
+    return profile_onnx(src.path, model=src.model, input_shapes=input_shapes, batch=batch,
+                        convention=convention, strict=strict)

@@ -1,0 +1,262 @@
+"""Mult-Adds per ONNX op type: `HANDLERS[op_type](node, graph) -> OpCost`.
+
+Convention: one fused multiply-add counts 1. `OpCost.mult_adds` is what the `paper` convention
+counts (non-zero only for Conv, ConvTranspose, Gemm and MatMul); `OpCost.extra` is what the `all`
+convention adds on top (bias adds, normalization, pooling, activations, element-wise ops, Resize,
+Softmax). Every formula is in docs/profile-json-schema.md ("Counting conventions"). An op type
+missing from HANDLERS is *unsupported*: the profile lists it with its count, never counts it as 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import onnx
+
+from effconv.profile.graph import Graph, Shape
+
+
+@dataclass(frozen=True)
+class OpCost:
+    mult_adds: int  # paper convention: fused multiply-adds of Conv/ConvTranspose/Gemm/MatMul
+    extra: int = 0  # added by the `all` convention (1 per elementary op, see module docstring)
+    output_shape: tuple[int, ...] | None = None  # computed by the handler from attributes, if it does
+
+
+class ShapeUnknown(Exception):
+    """A tensor the handler needs has no static shape; the node is reported, not counted."""
+
+
+Handler = Callable[[onnx.NodeProto, Graph], OpCost]
+
+
+def numel(shape) -> int:
+    return math.prod(shape)
+
+
+def _shape(g: Graph, name: str) -> tuple[int, ...]:
+    s = g.shape(name) if name else None
+    if s is None or not all(isinstance(d, int) for d in s):
+        raise ShapeUnknown(name)
+    return s  # type: ignore[return-value]
+
+
+_FAST_ATTRS = {
+    onnx.AttributeProto.INT: lambda a: a.i,
+    onnx.AttributeProto.INTS: lambda a: list(a.ints),
+    onnx.AttributeProto.FLOAT: lambda a: a.f,
+    onnx.AttributeProto.STRING: lambda a: a.s.decode(),
+}
+
+
+def _attrs(node: onnx.NodeProto) -> dict:
+    """Attribute values; the common scalar/list kinds without onnx.helper's generic path (speed)."""
+    out = {}
+    for a in node.attribute:
+        fast = _FAST_ATTRS.get(a.type)
+        out[a.name] = fast(a) if fast else onnx.helper.get_attribute_value(a)
+    return out
+
+
+def _has(node: onnx.NodeProto, i: int) -> bool:
+    return len(node.input) > i and node.input[i] != ""
+
+
+# Convolutions -----------------------------------------------------------------------------------
+def _spatial_attrs(a: dict, kernel: tuple[int, ...]) -> tuple[list[int], list[int], list[int], str]:
+    r = len(kernel)
+    strides = list(a.get("strides") or [1] * r)
+    dil = list(a.get("dilations") or [1] * r)
+    pads = list(a.get("pads") or [0] * 2 * r)
+    auto = a.get("auto_pad", b"NOTSET")
+    return strides, dil, pads, auto.decode() if isinstance(auto, bytes) else auto
+
+
+def conv_output_shape(x: tuple[int, ...], w: tuple[int, ...], attrs: dict) -> tuple[int, ...]:
+    """Conv output [N, C_out, *spatial] from input and weight shapes and the node's attributes."""
+    kernel = tuple(attrs.get("kernel_shape") or w[2:])
+    strides, dil, pads, auto = _spatial_attrs(attrs, kernel)
+    out = []
+    for i, (size, k) in enumerate(zip(x[2:], kernel)):
+        k_eff = (k - 1) * dil[i] + 1  # dilated kernel extent, pixels
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            out.append(-(-size // strides[i]))  # ceil(size / stride)
+        elif auto == "VALID":
+            out.append((size - k_eff) // strides[i] + 1)
+        else:
+            out.append((size + pads[i] + pads[i + len(kernel)] - k_eff) // strides[i] + 1)
+    return (x[0], w[0], *out)
+
+
+def conv_transpose_output_shape(x: tuple[int, ...], w: tuple[int, ...], attrs: dict) -> tuple[int, ...]:
+    """ConvTranspose output [N, C_out, *spatial]; C_out = W[1] * groups."""
+    kernel = tuple(attrs.get("kernel_shape") or w[2:])
+    strides, dil, pads, auto = _spatial_attrs(attrs, kernel)
+    c_out = w[1] * attrs.get("group", 1)
+    if attrs.get("output_shape"):
+        return (x[0], c_out, *attrs["output_shape"][-len(kernel):])
+    opad = list(attrs.get("output_padding") or [0] * len(kernel))
+    out = []
+    for i, (size, k) in enumerate(zip(x[2:], kernel)):
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            out.append(size * strides[i])
+        else:
+            full = strides[i] * (size - 1) + opad[i] + (k - 1) * dil[i] + 1
+            out.append(full - (0 if auto == "VALID" else pads[i] + pads[i + len(kernel)]))
+    return (x[0], c_out, *out)
+
+
+def conv(node: onnx.NodeProto, g: Graph) -> OpCost:
+    """out_elements * (C_in / groups) * prod(kernel); bias: +1 per output element (all)."""
+    x, w = _shape(g, node.input[0]), _shape(g, node.input[1])
+    out = conv_output_shape(x, w, _attrs(node))
+    per_output = numel(w[1:])  # (C_in / groups) * kh * kw multiply-adds per output element
+    return OpCost(numel(out) * per_output, numel(out) if _has(node, 2) else 0, out)
+
+
+def conv_transpose(node: onnx.NodeProto, g: Graph) -> OpCost:
+    """in_elements * (C_out / groups) * prod(kernel): every input pixel scatters one kernel."""
+    x, w = _shape(g, node.input[0]), _shape(g, node.input[1])
+    out = conv_transpose_output_shape(x, w, _attrs(node))
+    return OpCost(numel(x) * numel(w[1:]), numel(out) if _has(node, 2) else 0, out)
+
+
+# Matrix products --------------------------------------------------------------------------------
+def gemm(node: onnx.NodeProto, g: Graph) -> OpCost:
+    """Y = A' B' (+ C): M*N*K; the C add is +M*N (all). alpha/beta scalings are not counted."""
+    a, b = _shape(g, node.input[0]), _shape(g, node.input[1])
+    at = _attrs(node)
+    m, k = (a[1], a[0]) if at.get("transA", 0) else (a[0], a[1])
+    n = b[0] if at.get("transB", 0) else b[1]
+    return OpCost(m * n * k, m * n if _has(node, 2) else 0, (m, n))
+
+
+def matmul_output_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    """numpy.matmul semantics: 1-D operands are promoted then squeezed; batch dims broadcast."""
+    a2 = (1, *a) if len(a) == 1 else a
+    b2 = (*b, 1) if len(b) == 1 else b
+    batch_a, batch_b = a2[:-2], b2[:-2]
+    r = max(len(batch_a), len(batch_b))
+    batch_a, batch_b = (1,) * (r - len(batch_a)) + batch_a, (1,) * (r - len(batch_b)) + batch_b
+    batch = tuple(max(p, q) for p, q in zip(batch_a, batch_b))
+    out = (*batch, a2[-2], b2[-1])
+    if len(a) == 1:
+        out = out[:-2] + out[-1:]
+    if len(b) == 1:
+        out = out[:-1]
+    return out
+
+
+def matmul(node: onnx.NodeProto, g: Graph) -> OpCost:
+    """output_elements * K, K = last dim of A (broadcast batch dims included)."""
+    a, b = _shape(g, node.input[0]), _shape(g, node.input[1])
+    out = matmul_output_shape(a, b)
+    return OpCost(numel(out) * a[-1], 0, out)
+
+
+# Everything the `all` convention adds ---------------------------------------------------------------
+def _out(node: onnx.NodeProto, g: Graph) -> int:
+    return numel(_shape(g, node.output[0]))
+
+
+def per_output(ops: int, variadic: bool = False) -> Handler:
+    """`ops` elementary operations per output element (x (inputs - 1) for variadic Sum/Max/...)."""
+
+    def handler(node: onnx.NodeProto, g: Graph) -> OpCost:
+        k = max(1, sum(1 for i in node.input if i) - 1) if variadic else 1
+        return OpCost(0, ops * k * _out(node, g))
+
+    return handler
+
+
+def per_input(ops: int) -> Handler:
+    """`ops` per input element: reductions, global pooling, softmax, normalization statistics."""
+
+    def handler(node: onnx.NodeProto, g: Graph) -> OpCost:
+        return OpCost(0, ops * numel(_shape(g, node.input[0])))
+
+    return handler
+
+
+def pool(node: onnx.NodeProto, g: Graph) -> OpCost:
+    """MaxPool/AveragePool/LpPool: one op per window element per output element."""
+    return OpCost(0, _out(node, g) * numel(_attrs(node).get("kernel_shape", [1])))
+
+
+def lrn(node: onnx.NodeProto, g: Graph) -> OpCost:
+    """LRN: `size` squares accumulated plus one scaling per element."""
+    return OpCost(0, _out(node, g) * (_attrs(node).get("size", 1) + 1))
+
+
+def resize(node: onnx.NodeProto, g: Graph) -> OpCost:
+    """Resize/Upsample: nearest 0; linear 2**r, cubic 4**r multiply-adds per output (r resized dims)."""
+    mode = _attrs(node).get("mode", b"nearest")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    x, y = _shape(g, node.input[0]), _shape(g, node.output[0])
+    r = sum(1 for p, q in zip(x, y) if p != q)
+    taps = {"nearest": 0, "linear": 2**r, "bilinear": 2**r, "cubic": 4**r}.get(mode, 2**r)
+    return OpCost(0, taps * numel(y))
+
+
+def zero(node: onnx.NodeProto, g: Graph) -> OpCost:
+    """Data movement, shape arithmetic and constants: no arithmetic, by convention."""
+    return OpCost(0, 0)
+
+
+ACTIVATIONS = (
+    "Relu LeakyRelu PRelu Sigmoid HardSigmoid HardSwish Tanh Elu Selu Celu Softplus Softsign Clip "
+    "Gelu Mish Erf Exp Log Sqrt Reciprocal Neg Abs ThresholdedRelu Sin Cos Floor Ceil Round Sign Not"
+)
+BINARY = "Add Sub Mul Div Pow Mod Equal Less Greater LessOrEqual GreaterOrEqual And Or Xor Where"
+VARIADIC = "Sum Mean Max Min"
+REDUCTIONS = (
+    "GlobalAveragePool GlobalMaxPool GlobalLpPool ReduceMean ReduceSum ReduceMax ReduceMin ReduceProd "
+    "ReduceL1 ReduceL2 ReduceLogSumExp ReduceSumSquare ArgMax ArgMin Hardmax"
+)
+ZERO_COST = (
+    "Reshape Flatten Transpose Squeeze Unsqueeze Concat Split Slice Gather GatherElements GatherND "
+    "Shape Size Constant ConstantOfShape Identity Cast CastLike Dropout Pad Expand Tile Range "
+    "DepthToSpace SpaceToDepth NonZero ScatterND ScatterElements Trilu EyeLike TopK"
+)
+
+HANDLERS: dict[str, Handler] = {
+    "Conv": conv,
+    "ConvTranspose": conv_transpose,
+    "Gemm": gemm,
+    "MatMul": matmul,
+    "BatchNormalization": per_output(1),  # inference: one fused scale-and-shift per element
+    "InstanceNormalization": per_input(3),  # mean, variance, fused normalize-affine per element
+    "LayerNormalization": per_input(3),
+    "GroupNormalization": per_input(3),
+    "LpNormalization": per_input(2),  # norm accumulation and one scaling per element
+    "LRN": lrn,
+    "MaxPool": pool,
+    "AveragePool": pool,
+    "LpPool": pool,
+    "Softmax": per_input(3),  # exp, sum, divide per element
+    "LogSoftmax": per_input(3),
+    "Resize": resize,
+    "Upsample": resize,
+    **{op: per_output(1) for op in ACTIVATIONS.split()},
+    **{op: per_output(1) for op in BINARY.split()},
+    **{op: per_output(1, variadic=True) for op in VARIADIC.split()},
+    **{op: per_input(1) for op in REDUCTIONS.split()},
+    **{op: zero for op in ZERO_COST.split()},
+}
+
+# Which inputs of an op are parameters, and which kind. Any other float constant input is `other`.
+PARAM_ROLES: dict[str, dict[int, str]] = {
+    "Conv": {1: "weights", 2: "biases"},
+    "ConvTranspose": {1: "weights", 2: "biases"},
+    "Gemm": {0: "weights", 1: "weights", 2: "biases"},
+    "MatMul": {0: "weights", 1: "weights"},
+    "PRelu": {1: "weights"},
+    "Add": {0: "biases", 1: "biases"},
+    "Sub": {0: "biases", 1: "biases"},
+    "BatchNormalization": {1: "norm_params", 2: "norm_params", 3: "norm_params", 4: "norm_params"},
+    "InstanceNormalization": {1: "norm_params", 2: "norm_params"},
+    "LayerNormalization": {1: "norm_params", 2: "norm_params"},
+    "GroupNormalization": {1: "norm_params", 2: "norm_params"},
+}

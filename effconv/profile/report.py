@@ -1,0 +1,200 @@
+"""Render a ModelProfile: rich tables for the terminal; JSON, CSV, Markdown and a PNG bar chart
+for files (every file written atomically). Each renderer is a separate function so that other
+sections (measured latency) can be printed next to them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from effconv.io import atomic_path, write_text
+from effconv.profile.core import ModelProfile
+
+LAYER_FIELDS = ("name", "op_type", "type", "output_shape", "mult_adds", "weights", "biases",
+                "norm_params", "other_params", "mult_adds_pct", "cumulative_pct")
+
+
+def _shape(shape) -> str:
+    return "x".join("?" if d is None else str(d) for d in shape) if shape is not None else "?"
+
+
+def _counted(p: ModelProfile):
+    return [t for t in p.by_type if t.mult_adds or t.weights]
+
+
+def _zero_types(p: ModelProfile) -> str:
+    zero = [f"{t.type} x{t.layers}" for t in p.by_type if not (t.mult_adds or t.weights)]
+    return ", ".join(zero)
+
+
+def type_table(p: ModelProfile) -> Table:
+    """The paper's per-type table: type, Mult-Adds, %, parameters (weights), %."""
+    t = Table(title=f"{p.model}: resources per layer type ({p.convention} convention)", title_justify="left")
+    for col in ("Type", "Mult-Adds", "%", "Weights", "%", "Layers"):
+        t.add_column(col, justify="left" if col == "Type" else "right")
+    for r in _counted(p):
+        t.add_row(r.type, f"{r.mult_adds:,}", f"{r.mult_adds_pct:.2f}", f"{r.weights:,}", f"{r.weights_pct:.2f}",
+                  str(r.layers))
+    t.add_section()
+    t.add_row("Total", f"{p.totals.mult_adds:,}", "100.00", f"{p.totals.weights:,}", "100.00", str(p.totals.nodes))
+    zero = _zero_types(p)
+    if zero:
+        t.caption = f"zero-cost in this convention: {zero}"
+        t.caption_justify = "left"
+    return t
+
+
+def _shown(p: ModelProfile, all_layers: bool, top: int) -> set[int]:
+    """Indices of the layers to print: counted (or all) ones, capped at the `top` costliest."""
+    idx = [i for i, lc in enumerate(p.layers) if all_layers or lc.mult_adds or lc.weights]
+    if top and len(idx) > top:  # rich renders ~1 ms per row: thousands of rows would take seconds
+        idx = sorted(idx, key=lambda i: (-p.layers[i].mult_adds, -p.layers[i].weights))[:top]
+    return set(idx)
+
+
+def layer_table(p: ModelProfile, all_layers: bool = False, top: int = 0) -> Table:
+    """Per layer, in graph order: name, op, type, output shape, Mult-Adds, weights, %, cumulative %.
+    `top` > 0 keeps the `top` costliest layers (the cumulative % still runs over every layer)."""
+    t = Table(title=f"{p.model}: per layer", title_justify="left")
+    for col in ("Layer", "Op", "Type", "Output", "Mult-Adds", "Weights", "%", "Cum. %"):
+        t.add_column(col, justify="right" if col in ("Mult-Adds", "Weights", "%", "Cum. %") else "left")
+    total, run = p.totals.mult_adds, 0
+    shown = _shown(p, all_layers, top)
+    for i, lc in enumerate(p.layers):
+        run += lc.mult_adds
+        if i in shown:
+            pct = 100 * lc.mult_adds / total if total else 0.0
+            cum = 100 * run / total if total else 0.0
+            t.add_row(lc.name, lc.op_type, lc.type, _shape(lc.output_shape), f"{lc.mult_adds:,}",
+                      f"{lc.weights:,}", f"{pct:.2f}", f"{cum:.2f}")
+    eligible = sum(1 for lc in p.layers if all_layers or lc.mult_adds or lc.weights)
+    if len(shown) < eligible:
+        t.caption = (f"the {len(shown)} costliest of {eligible} layers; every layer is in --json/--csv/--markdown "
+                     "(--top 0 prints all)")
+        t.caption_justify = "left"
+    return t
+
+
+def summary(p: ModelProfile) -> Group:
+    """Totals, convention, inputs, unsupported ops and notes, one line each."""
+    tot = p.totals
+    shapes = ", ".join(f"{k}={_shape(v)}" for k, v in p.input_shapes.items())
+    lines = [
+        Text(f"Model {p.model}  inputs {shapes}  convention {p.convention} (one fused multiply-add = 1)"),
+        Text(f"Mult-Adds {tot.mult_adds:,}  weights {tot.weights:,}  biases {tot.biases:,}  "
+             f"normalization {tot.norm_params:,}  other {tot.other_params:,}  nodes {tot.nodes}"),
+    ]
+    if p.unsupported:
+        listed = ", ".join(f"{k} x{v}" for k, v in p.unsupported.items())
+        lines.append(Text(f"Not counted (unsupported): {listed}", style="yellow"))
+    lines += [Text(f"Note: {n}", style="cyan") for n in p.notes]
+    return Group(*lines)
+
+
+def render_profile(
+    console: Console, p: ModelProfile, *, layers: bool = True, all_layers: bool = False, top: int = 40
+) -> None:
+    """The static profile section of `effconv profile`."""
+    if layers:
+        console.print(layer_table(p, all_layers, top))
+    console.print(type_table(p))
+    console.print(summary(p))
+
+
+def to_json(p: ModelProfile) -> str:
+    return json.dumps(p.to_dict(), indent=2) + "\n"
+
+
+def to_csv(p: ModelProfile) -> str:
+    """One row per layer (every node), columns LAYER_FIELDS."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(LAYER_FIELDS)
+    for row in p.to_dict()["layers"]:
+        w.writerow([_shape(row[f]) if f == "output_shape" else row[f] for f in LAYER_FIELDS])
+    return buf.getvalue()
+
+
+def to_markdown(p: ModelProfile) -> str:
+    """Totals, the per-type table (paper form), notes, and the per-layer table of counted layers."""
+    tot = p.totals
+    shapes = ", ".join(f"`{k}` {_shape(v)}" for k, v in p.input_shapes.items())
+    out = [f"# Profile of {p.model}", "",
+           f"Inputs: {shapes}. Convention: `{p.convention}` (one fused multiply-add counts 1).", "",
+           f"Mult-Adds: **{tot.mult_adds:,}**; weights: **{tot.weights:,}** (biases {tot.biases:,}, "
+           f"normalization {tot.norm_params:,}, other {tot.other_params:,}); nodes: {tot.nodes}.", "",
+           "| Type | Mult-Adds | % | Weights | % |", "|---|---:|---:|---:|---:|"]
+    out += [f"| {r.type} | {r.mult_adds:,} | {r.mult_adds_pct:.2f} | {r.weights:,} | {r.weights_pct:.2f} |"
+            for r in _counted(p)]
+    if _zero_types(p):
+        out += ["", f"Zero-cost in this convention: {_zero_types(p)}."]
+    if p.unsupported:
+        out += ["", "Not counted (unsupported): " + ", ".join(f"{k} x{v}" for k, v in p.unsupported.items())]
+    out += [""] + [f"> Note: {n}" for n in p.notes] + ([""] if p.notes else [])
+    out += ["## Per layer", "", "| Layer | Op | Type | Output | Mult-Adds | Weights | % | Cum. % |",
+            "|---|---|---|---|---:|---:|---:|---:|"]
+    for row in p.to_dict()["layers"]:
+        if row["mult_adds"] or row["weights"]:
+            out.append(f"| {row['name']} | {row['op_type']} | {row['type']} | {_shape(row['output_shape'])} | "
+                       f"{row['mult_adds']:,} | {row['weights']:,} | {row['mult_adds_pct']:.2f} | "
+                       f"{row['cumulative_pct']:.2f} |")
+    return "\n".join(out) + "\n"
+
+
+def write_plot(p: ModelProfile, target: str | Path) -> Path:
+    """PNG bar chart of the Mult-Adds and weight shares per layer type (matplotlib, Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = _counted(p)
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(rows) + 2), 4), dpi=100)
+    xs = range(len(rows))
+    ax.bar([x - 0.2 for x in xs], [r.mult_adds_pct for r in rows], width=0.4, label="Mult-Adds %")
+    ax.bar([x + 0.2 for x in xs], [r.weights_pct for r in rows], width=0.4, label="Weights %")
+    ax.set_xticks(list(xs), [r.type for r in rows], rotation=30, ha="right")
+    ax.set_ylabel("share of the model (%)")
+    ax.set_title(f"{p.model} ({p.convention} convention)")
+    ax.legend()
+    fig.tight_layout()
+    try:
+        with atomic_path(target, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
+    return Path(target)
+
+
+def write_reports(p: ModelProfile, *, json_path=None, csv_path=None, markdown_path=None, plot_path=None) -> list[Path]:
+    """Write each requested file atomically; return the paths written."""
+    written = []
+    for target, render in ((json_path, to_json), (csv_path, to_csv), (markdown_path, to_markdown)):
+        if target is not None:
+            written.append(write_text(target, render(p)))
+    if plot_path is not None:
+        written.append(write_plot(p, plot_path))
+    return written
+
+
+def crosscheck_table(c) -> Table:
+    """fvcore (on the PyTorch module) against the ONNX count, one row per fvcore category."""
+    verdict = "agree" if c.ok else "DISAGREE"
+    t = Table(title=f"{c.model}: ONNX against fvcore ({verdict}; one fused multiply-add = 1)", title_justify="left")
+    for col in ("Category", "fvcore", "ONNX", "Why"):
+        t.add_column(col, justify="right" if col in ("fvcore", "ONNX") else "left")
+    for r in c.rows:
+        t.add_row(r.category, f"{r.fvcore:,}", f"{r.onnx:,}", r.reason)
+    t.add_section()
+    t.add_row("matched total", f"{c.fvcore_matched:,}", f"{c.onnx_mult_adds:,}", f"fvcore total {c.fvcore_total:,}")
+    if c.fvcore_skipped:
+        skipped = ", ".join(f"{k} x{v}" for k, v in sorted(c.fvcore_skipped.items()))
+        t.caption = f"fvcore has no counter for (counts 0): {skipped}"
+        t.caption_justify = "left"
+    return t

@@ -1,0 +1,117 @@
+"""Bad input: one line on stderr, the documented exit code (3 invalid input, 2 usage), no traceback."""
+
+from __future__ import annotations
+
+import os
+
+import onnx
+import pytest
+from onnx import TensorProto
+
+
+def _one_line(res, code: int, *needles: str) -> None:
+    assert res.code == code, (res.code, res.stderr, res.stdout)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert "Traceback" not in res.stderr + res.stdout
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        (b"just some text\nnot a model\n", "not an ONNX model"),
+        (os.urandom(4096), "not an ONNX model"),
+        (b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"0" * 64 + b"\nsize 1234\n", "Git LFS pointer"),
+        (b"", "empty"),
+    ],
+    ids=["text", "random-bytes", "lfs-pointer", "empty"],
+)
+def test_not_onnx(cli, tmp_path, content, needle):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(content)
+    _one_line(cli("profile", path), 3, str(path), needle)
+
+
+def test_truncated_protobuf(cli, save, conv_model, tmp_path):
+    data = conv_model.SerializeToString()
+    path = tmp_path / "cut.onnx"
+    path.write_bytes(data[: len(data) // 2])
+    _one_line(cli("profile", path, "--batch", "1"), 3, "not an ONNX model")
+
+
+def test_missing_file_and_directory(cli, tmp_path):
+    _one_line(cli("profile", tmp_path / "nope.onnx"), 3, "no such file")
+    _one_line(cli("profile", tmp_path), 3, "directory")
+
+
+@pytest.mark.parametrize("field", ["ir", "opset"])
+def test_newer_than_installed_onnx(cli, save, conv_model, field):
+    if field == "ir":
+        conv_model.ir_version = onnx.IR_VERSION + 1
+    else:
+        conv_model.opset_import[0].version = onnx.defs.onnx_opset_version() + 1
+    _one_line(cli("profile", save(conv_model), "--batch", "1"), 3, "newer than this onnx")
+
+
+def test_symbolic_dims_exit_2_and_are_listed(cli, save, conv_model):
+    _one_line(cli("profile", save(conv_model)), 2, "x[0]=N", "--input-shape", "--batch")
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--input-shape", "x=1xAx8x8"], "expected NAME=DxDx"),
+        (["--input-shape", "nope=1x4x8x8"], "inputs are: x"),
+        (["--input-shape", "x=1x4x8"], "rank 4"),
+        (["--batch", "1", "--convention", "bogus"], "paper, all"),
+    ],
+)
+def test_usage_errors(cli, save, conv_model, args, needle):
+    _one_line(cli("profile", save(conv_model), *args), 2, needle)
+
+
+@pytest.mark.parametrize("args", [["--input-shape", "x=2x4x8x8"], ["--batch", "2"]])
+def test_setting_the_dims_works(cli, save, conv_model, args):
+    res = cli("profile", save(conv_model), *args, "--no-layers")
+    assert res.code == 0, res.stderr
+    assert f"{2 * 8 * 8 * 6 * 4 * 9:,}" in res.stdout  # N*H*W*C_out*C_in*K^2, pads 1 keep 8x8
+
+
+def _external(model: onnx.ModelProto, location: str) -> onnx.ModelProto:
+    """Point the weight `w` at external data `location` (offset 0, its real length)."""
+    t = next(t for t in model.graph.initializer if t.name == "w")
+    n = len(t.float_data) * 4 or len(t.raw_data)
+    t.ClearField("raw_data")
+    t.ClearField("float_data")
+    t.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", location), ("offset", "0"), ("length", str(n))):
+        e = t.external_data.add()
+        e.key, e.value = k, v
+    return model
+
+
+def test_external_data_inside_folder_is_profiled(cli, save, conv_model, tmp_path):
+    (tmp_path / "weights.bin").write_bytes(b"\0" * 6 * 4 * 9 * 4)
+    res = cli("profile", save(_external(conv_model, "weights.bin")), "--batch", "1", "--no-layers")
+    assert res.code == 0, res.stderr
+    assert "weights 216" in res.stdout
+
+
+@pytest.mark.parametrize(
+    "location,needle",
+    [
+        ("/etc/passwd", "outside the model's folder"),
+        ("../secret.bin", "outside the model's folder"),
+        ("link.bin", "symbolic link"),
+        ("missing.bin", "missing"),
+        ("short.bin", "shorter"),
+    ],
+)
+def test_unsafe_or_missing_external_data(cli, save, conv_model, tmp_path, location, needle):
+    (tmp_path.parent / "secret.bin").write_bytes(b"\0" * 1024)
+    (tmp_path / "link.bin").symlink_to(tmp_path.parent / "secret.bin")
+    (tmp_path / "short.bin").write_bytes(b"\0" * 8)
+    res = cli("profile", save(_external(conv_model, location)), "--batch", "1")
+    _one_line(res, 3, needle)
