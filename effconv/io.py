@@ -25,6 +25,10 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
         raise UsageError("output folder is not writable", path=folder) from exc
     os.close(fd)
     tmp_path = Path(tmp)
+    # mkstemp creates 0600; give the output the permissions a plain open() would (0666 & ~umask).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)
     try:
         yield tmp_path
         _fsync(tmp_path)
