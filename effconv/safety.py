@@ -1,0 +1,200 @@
+"""Checks for files that come from anywhere: ONNX external data, Git LFS pointers, pickles.
+
+Nothing here executes or deserializes the file it checks: external data is validated from its
+metadata and the file's size (never read), a pickle is scanned opcode by opcode (never loaded).
+Each check raises InvalidInputError (exit 3) with one line naming the file and the cause.
+"""
+
+from __future__ import annotations
+
+import pickletools
+import re
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from effconv.errors import InvalidInputError
+
+LFS_MAGIC = b"version https://git-lfs.github.com/spec/"
+# Bytes per element of ONNX TensorProto data types (onnx.TensorProto.DataType values); sub-byte and
+# string types are absent: their byte size is not dims x a constant, so `length` is not cross-checked.
+ONNX_ITEM_BYTES = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8,
+                   14: 8, 15: 16, 16: 2, 17: 1, 18: 1, 19: 1, 20: 1}
+EXTERNAL = 1  # onnx.TensorProto.EXTERNAL (data_location), spelled here to keep this module onnx-free
+
+
+# Git LFS ------------------------------------------------------------------------------------------
+def is_lfs_pointer(head: bytes) -> bool:
+    """True when `head` (the first bytes of a file) is a Git LFS pointer, not the real content."""
+    return head.startswith(LFS_MAGIC)
+
+
+def refuse_lfs_pointer(path: str | Path) -> None:
+    """InvalidInputError if `path` is a Git LFS pointer (reads its first 64 bytes only)."""
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    if is_lfs_pointer(head):
+        raise InvalidInputError("is a Git LFS pointer, not the file: run `git lfs pull`", path=path)
+
+
+# ONNX external data -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExternalRef:
+    """One tensor's external data, validated: `file` lies inside the model's folder and holds
+    bytes [offset, offset + length) (length: the tensor's byte size when the model omits it)."""
+
+    tensor: str
+    file: Path
+    offset: int  # bytes
+    length: int | None  # bytes; None when neither given nor computable (string/sub-byte types)
+
+
+def external_tensors(model) -> Iterator:
+    """Every TensorProto of `model` stored externally: initializers, Constant values, subgraphs."""
+    yield from _graph_external(model.graph)
+
+
+def _graph_external(graph) -> Iterator:
+    for t in graph.initializer:
+        if t.data_location == EXTERNAL:
+            yield t
+    for st in graph.sparse_initializer:
+        for t in (st.values, st.indices):
+            if t.data_location == EXTERNAL:
+                yield t
+    for node in graph.node:
+        for a in node.attribute:
+            for t in (a.t, *a.tensors):
+                if t.data_location == EXTERNAL:
+                    yield t
+            for g in (a.g, *a.graphs):
+                yield from _graph_external(g)
+
+
+def check_external_data(model, model_path: str | Path) -> list[ExternalRef]:
+    """Validate every external-data reference of `model` (loaded from `model_path`) without reading it.
+
+    Refused: an empty, absolute or `..` location, a symbolic link anywhere on the way, a missing or
+    non-regular file, a non-integer or negative offset/length, a length that differs from the
+    tensor's byte size, and a range past the end of the file.
+    """
+    model_path = Path(model_path)
+    folder = model_path.resolve().parent
+    return [_check_ref(t, folder, model_path) for t in external_tensors(model)]
+
+
+def _check_ref(t, folder: Path, model_path: Path) -> ExternalRef:
+    info = {e.key: e.value for e in t.external_data}
+    loc = info.get("location", "")
+    what = f"external data {loc!r} of {t.name!r}"
+    target = _inside(loc, folder, what, model_path)
+    offset = _int_field(info, "offset", what, model_path)
+    length = _int_field(info, "length", what, model_path) if "length" in info else None
+    expected = _byte_size(t)
+    if length is not None and expected is not None and length != expected:
+        raise InvalidInputError(f"{what}: length {length} bytes, but the tensor needs {expected}", path=model_path)
+    need = length if length is not None else expected
+    size = target.stat().st_size  # the size only: the data is never read here
+    if offset + (need or 0) > size:
+        raise InvalidInputError(
+            f"{what}: bytes {offset}..{offset + (need or 0)} lie past the end of the file ({size} bytes); "
+            "the file is shorter than the tensor needs", path=model_path)
+    return ExternalRef(t.name, target, offset, need)
+
+
+def _inside(loc: str, folder: Path, what: str, model_path: Path) -> Path:
+    rel = Path(loc)
+    if not loc or "\0" in loc or rel.is_absolute() or loc.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", loc):
+        raise InvalidInputError(f"{what} lies outside the model's folder (absolute or empty path)", path=model_path)
+    if ".." in rel.parts or ".." in loc.replace("\\", "/").split("/"):
+        raise InvalidInputError(f"{what} lies outside the model's folder (`..`)", path=model_path)
+    cur = folder
+    for part in rel.parts:
+        cur = cur / part
+        if cur.is_symlink():
+            raise InvalidInputError(f"{what} is a symbolic link (refused: it could point anywhere)", path=model_path)
+    if not cur.exists():
+        raise InvalidInputError(f"{what}: the file is missing", path=model_path)
+    if not cur.is_file():
+        raise InvalidInputError(f"{what} is not a regular file", path=model_path)
+    if not cur.resolve().is_relative_to(folder):
+        raise InvalidInputError(f"{what} lies outside the model's folder", path=model_path)
+    return cur
+
+
+def _int_field(info: dict, key: str, what: str, model_path: Path) -> int:
+    text = info.get(key, "0") or "0"
+    if not re.fullmatch(r"\s*\d{1,19}\s*", text):
+        raise InvalidInputError(f"{what}: {key} {text[:40]!r} is not a non-negative integer", path=model_path)
+    return int(text)
+
+
+def _byte_size(t) -> int | None:
+    item = ONNX_ITEM_BYTES.get(t.data_type)
+    if item is None:
+        return None
+    n = item
+    for d in t.dims:
+        if d < 0:
+            return None
+        n *= d
+    return n
+
+
+# Pickles ------------------------------------------------------------------------------------------
+# What a tensors-and-plain-values checkpoint may reference: torch's tensor rebuilders, storages,
+# dtypes, sizes and devices, and OrderedDict (state dicts). Anything else is code.
+_SAFE_GLOBALS = {
+    ("collections", "OrderedDict"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_parameter"),
+    ("torch._utils", "_rebuild_parameter_with_state"),
+    ("torch._tensor", "_rebuild_from_type_v2"),
+    ("torch", "Size"),
+    ("torch", "device"),
+    ("torch", "Tensor"),
+    ("torch.nn.parameter", "Parameter"),
+}
+_TORCH_NAMES = re.compile(r"[A-Za-z0-9]*Storage|u?int(8|16|32|64)|float(16|32|64)|bfloat16|bool|half|"
+                          r"double|long|short|complex(64|128)")
+
+
+def pickle_globals(data: bytes) -> list[tuple[str, str]]:
+    """Every (module, name) a pickle would import, found by reading opcodes (nothing is executed)."""
+    found, strings = [], []
+    for op, arg, _ in pickletools.genops(data):
+        if op.name == "GLOBAL":
+            module, _, name = str(arg).partition(" ")
+            found.append((module, name))
+        elif op.name == "STACK_GLOBAL":
+            found.append((strings[-2], strings[-1]) if len(strings) >= 2 else ("?", "?"))
+        elif isinstance(arg, str):
+            strings.append(arg)
+    return found
+
+
+def checkpoint_pickles(path: str | Path) -> Iterable[tuple[str, bytes]]:
+    """The pickle streams of a torch checkpoint: data.pkl of a zip archive, or the whole legacy file."""
+    path = Path(path)
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            return [(n, zf.read(n)) for n in zf.namelist() if n.endswith(".pkl")]
+    return [(path.name, path.read_bytes())]
+
+
+def refuse_code_in_pickle(path: str | Path) -> None:
+    """InvalidInputError naming the first import a checkpoint's pickle would make beyond tensors and
+    plain values (os.system, builtins.eval, ...). Scans only; run it before torch.load."""
+    try:
+        streams = checkpoint_pickles(path)
+        refs = [(member, g) for member, data in streams for g in pickle_globals(data)]
+    except (OSError, ValueError, zipfile.BadZipFile, IndexError, EOFError) as exc:
+        raise InvalidInputError(f"not a readable checkpoint ({type(exc).__name__})", path=path) from exc
+    for member, (module, name) in refs:
+        if (module, name) in _SAFE_GLOBALS or (module == "torch" and _TORCH_NAMES.fullmatch(name)):
+            continue
+        raise InvalidInputError(
+            f"checkpoint would import {module}.{name} when unpickled ({member}): refused, effconv loads "
+            "only tensors and plain values", path=path)
+

@@ -1,0 +1,248 @@
+"""Run a function in a child process with memory and time limits, so untrusted input cannot take
+the CLI down with it.
+
+The child is started with the "spawn" context (a fresh interpreter: no fork after torch or
+ONNX Runtime have started threads), sets RLIMIT_AS and RLIMIT_CPU on itself, runs the function
+and sends back one JSON message: its result (which must be plain data: dict, list, str, numbers,
+bool, None) or its error as class name and message. Nothing the child sends is unpickled.
+
+Outcomes in the parent: the child's EffconvError is raised again with the same class and message;
+MemoryError, a C++ std::bad_alloc, the CPU limit or the wall-clock timeout -> ResourceLimitError
+(exit 4); a signal (SIGSEGV, SIGABRT, SIGBUS, ...) or any other exception -> RuntimeCrashError (exit 5).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import multiprocessing
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Any
+
+from effconv import errors
+from effconv.errors import EffconvError, ResourceLimitError, RuntimeCrashError
+
+DEFAULT_MEM_LIMIT_MB = 4096  # address space of the child; parsing a few-hundred-MB model fits
+DEFAULT_TIMEOUT_S = 300.0  # wall clock; the CPU limit is set a little above it
+STDERR_TAIL = 4096  # bytes of the child's stderr kept for the error message
+_MEMORY_HINTS = ("std::bad_alloc", "MemoryError", "Cannot allocate memory", "out of memory")
+
+
+@dataclass(frozen=True)
+class Limits:
+    mem_limit_mb: int | None = DEFAULT_MEM_LIMIT_MB  # None: no memory limit
+    timeout_s: float | None = DEFAULT_TIMEOUT_S  # None: no time limit
+
+
+def run_isolated(fn: Callable, *args, mem_limit_mb: int | None = DEFAULT_MEM_LIMIT_MB,
+                 timeout_s: float | None = DEFAULT_TIMEOUT_S, **kwargs) -> Any:
+    """`fn(*args, **kwargs)` in a limited child process; returns its (plain-data) result.
+
+    `fn` must be importable by name (a module-level function). See the module docstring for the
+    errors raised. Example: `run_isolated(load_graph_summary, "m.onnx", mem_limit_mb=2048, timeout_s=60)`.
+    """
+    return run_in_child(fn, args, kwargs, Limits(mem_limit_mb, timeout_s), label=getattr(fn, "__name__", "child"))
+
+
+def run_in_child(fn: Callable, args: tuple = (), kwargs: Mapping[str, Any] | None = None,
+                 limits: Limits = Limits(), *, label: str = "child") -> Any:
+    """Like `run_isolated`, with the limits as one value and `label` (e.g. the file) in messages."""
+    ctx = multiprocessing.get_context("spawn")
+    receiver, sender = ctx.Pipe(duplex=False)
+    with tempfile.TemporaryDirectory(prefix="effconv-sandbox-") as tmp:
+        err_path = Path(tmp) / "stderr"
+        proc = ctx.Process(target=_child_main, args=(sender, fn, tuple(args), dict(kwargs or {}), limits, str(err_path)),
+                           daemon=True)
+        proc.start()
+        sender.close()
+        try:
+            raw = _receive(receiver, proc, limits.timeout_s, label)
+        except BaseException:  # timeout, Ctrl-C in the parent: the child must not outlive it
+            _kill(proc)
+            raise
+        finally:
+            receiver.close()
+        proc.join()
+        tail = _tail(err_path)
+    if raw is None and proc.exitcode == 0:
+        raw = b'{"kind": "crash", "message": "the child exited without a result"}'
+    if raw is None:
+        raise _from_exit(proc.exitcode, tail, limits, label)
+    _forward(tail)
+    return _decode(raw, label, limits)
+
+
+def _receive(receiver, proc, timeout_s: float | None, label: str) -> bytes | None:
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ready = wait([receiver, proc.sentinel], timeout=left)
+        if receiver in ready:
+            try:
+                return receiver.recv_bytes()
+            except EOFError:  # the child died before sending
+                return None
+        if ready:
+            return None
+        if deadline is not None and time.monotonic() >= deadline:
+            raise ResourceLimitError(f"{label}: timed out after {timeout_s:g} s (raise --timeout-s)")
+
+
+def _kill(proc) -> None:
+    if proc.is_alive():
+        proc.kill()
+    proc.join(5)
+
+
+def _tail(path: Path) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, os.path.getsize(path) - STDERR_TAIL))
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _forward(tail: str) -> None:
+    """Warnings the child printed (e.g. from onnx) still reach the user."""
+    if tail.strip():
+        sys.stderr.write(tail if tail.endswith("\n") else tail + "\n")
+
+
+def _from_exit(code: int | None, tail: str, limits: Limits, label: str) -> EffconvError:
+    last = next((ln.strip() for ln in reversed(tail.splitlines()) if ln.strip()), "")
+    detail = f" ({last[:200]})" if last else ""
+    if code is not None and code < 0:
+        sig = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else f"signal {-code}"
+        if -code == signal.SIGXCPU:
+            return ResourceLimitError(f"{label}: CPU time limit of about {limits.timeout_s:g} s reached ({sig})")
+        if -code == signal.SIGKILL:
+            return ResourceLimitError(f"{label}: killed ({sig}): the CPU time limit, or the system ran out of memory")
+        if any(h in tail for h in _MEMORY_HINTS):
+            return ResourceLimitError(f"{label}: out of memory under the {limits.mem_limit_mb} MB limit ({sig}){detail}")
+        return RuntimeCrashError(f"{label}: the native code crashed with {sig} in an isolated child process{detail}")
+    return RuntimeCrashError(f"{label}: the isolated child process exited with status {code}{detail}")
+
+
+def _decode(raw: bytes, label: str, limits: Limits) -> Any:
+    msg = json.loads(raw.decode("utf-8"))
+    kind = msg.get("kind")
+    if kind == "ok":
+        return msg["value"]
+    if kind == "effconv":
+        raise rebuild_error(msg["module"], msg["qualname"], msg["message"], msg.get("path"), msg["exit_code"])
+    if kind == "memory":
+        raise ResourceLimitError(f"{label}: out of memory under the {limits.mem_limit_mb} MB limit (MemoryError)")
+    raise RuntimeCrashError(f"{label}: {msg.get('message', 'the isolated child failed')}")
+
+
+# The parent's copy of the child's error ----------------------------------------------------------
+_BY_CODE = {cls.exit_code: cls for cls in (errors.CheckFailedError, errors.UsageError, errors.InvalidInputError,
+                                           errors.ResourceLimitError, errors.RuntimeCrashError, errors.Interrupted)}
+
+
+def rebuild_error(module: str, qualname: str, message: str, path: str | None, exit_code: int) -> EffconvError:
+    """The EffconvError subclass named by the child (looked up only among effconv's own modules),
+    with the same message; an unknown name falls back to the base class with the same exit code."""
+    cls = _find_class(module, qualname) or _BY_CODE.get(exit_code, errors.RuntimeCrashError)
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, message)  # str(exc) == the child's message; subclass __init__ is bypassed
+    exc.path = path
+    return exc
+
+
+def _find_class(module: str, qualname: str) -> type[EffconvError] | None:
+    if not (module == "effconv" or module.startswith("effconv.")):
+        return None
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError):
+        return None
+    return obj if isinstance(obj, type) and issubclass(obj, EffconvError) else None
+
+
+# The child ----------------------------------------------------------------------------------------
+def _child_main(sender, fn, args, kwargs, limits: Limits, err_path: str) -> None:
+    _redirect_stderr(err_path)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it kills us
+    _set_limits(limits)
+    try:
+        message = {"kind": "ok", "value": fn(*args, **kwargs)}
+        payload = json.dumps(message, allow_nan=True)
+    except EffconvError as exc:
+        cls = type(exc)
+        payload = json.dumps({"kind": "effconv", "module": cls.__module__, "qualname": cls.__qualname__,
+                              "message": str(exc), "path": exc.path, "exit_code": exc.exit_code})
+    except MemoryError:
+        payload = json.dumps({"kind": "memory"})
+    except Exception as exc:  # a bug or a native library's Python-level error: one line, exit 5
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        payload = json.dumps({"kind": "crash", "message": f"{type(exc).__name__}: {first}"})
+    sender.send_bytes(payload.encode("utf-8"))
+    sender.close()
+
+
+def _redirect_stderr(err_path: str) -> None:
+    fd = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    sys.stderr.flush()
+    os.dup2(fd, 2)  # native code writes to fd 2 directly (abort messages, C++ terminate)
+    os.close(fd)
+
+
+def _set_limits(limits: Limits) -> None:
+    import resource
+
+    if limits.mem_limit_mb is not None:
+        nbytes = int(limits.mem_limit_mb) * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (nbytes, nbytes))
+    if limits.timeout_s is not None:
+        # CPU seconds: SIGXCPU at the soft limit, SIGKILL at the hard one; the parent's wall clock
+        # catches sleeping or blocked children first, this catches a runaway one if the parent dies.
+        soft = int(limits.timeout_s) + 2
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 5))
+
+
+# `effconv profile` in a child ---------------------------------------------------------------------
+def profile_onnx_isolated(path: str | Path, *, limits: Limits = Limits(), **options) -> Any:
+    """effconv.profile.profile_onnx(path, **options) in a limited child; returns the ModelProfile
+    rebuilt from the plain data the child sent (its JSON document, `ModelProfile.to_dict()`)."""
+    doc = run_in_child(_profile_child, (str(path),), options, limits, label=str(path))
+    return profile_from_dict(doc, onnx_path=Path(path))
+
+
+def _profile_child(path: str, **options) -> dict:
+    from effconv.profile import profile_onnx
+
+    return profile_onnx(path, **options).to_dict()
+
+
+def profile_from_dict(doc: Mapping[str, Any], *, onnx_path: Path) -> Any:
+    """Rebuild a ModelProfile from its JSON document (fields by name; lists back to tuples)."""
+    from effconv.profile.core import LayerCost, ModelProfile, Totals, TypeCost
+
+    def pick(cls, d):
+        return {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+
+    def layer(d):
+        shape = d.get("output_shape")
+        return LayerCost(**{**pick(LayerCost, d), "output_shape": tuple(shape) if shape is not None else None,
+                            "inputs": tuple(d["inputs"]), "outputs": tuple(d["outputs"])})
+
+    return ModelProfile(
+        model=doc["model"], convention=doc["convention"], onnx_path=onnx_path,
+        input_shapes={k: tuple(v) for k, v in doc["input_shapes"].items()},
+        layers=tuple(layer(d) for d in doc["layers"]),
+        by_type=tuple(TypeCost(**pick(TypeCost, d)) for d in doc["by_type"]),
+        totals=Totals(**pick(Totals, doc["totals"])), unsupported=dict(doc["unsupported"]),
+        notes=tuple(doc.get("notes", ())),
+    )
