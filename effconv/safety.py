@@ -85,13 +85,13 @@ def check_external_data(model, model_path: str | Path) -> list[ExternalRef]:
 
 
 def _check_ref(t, folder: Path, model_path: Path) -> ExternalRef:
-    info = {e.key: e.value for e in t.external_data}
+    info = {_text(e.key, model_path): _text(e.value, model_path) for e in t.external_data}
     loc = info.get("location", "")
     what = f"external data {loc!r} of {t.name!r}"
     target = _inside(loc, folder, what, model_path)
     offset = _int_field(info, "offset", what, model_path)
     length = _int_field(info, "length", what, model_path) if "length" in info else None
-    expected = _byte_size(t)
+    expected = tensor_byte_size(t)
     if length is not None and expected is not None and length != expected:
         raise InvalidInputError(f"{what}: length {length} bytes, but the tensor needs {expected}", path=model_path)
     need = length if length is not None else expected
@@ -101,6 +101,13 @@ def _check_ref(t, folder: Path, model_path: Path) -> ExternalRef:
             f"{what}: bytes {offset}..{offset + (need or 0)} lie past the end of the file ({size} bytes); "
             "the file is shorter than the tensor needs", path=model_path)
     return ExternalRef(t.name, target, offset, need)
+
+
+def _text(value: str | bytes, model_path: Path) -> str:
+    """protobuf hands back bytes for a proto2 string field that is not valid UTF-8."""
+    if isinstance(value, bytes):
+        raise InvalidInputError("external data entry is not valid UTF-8 text", path=model_path)
+    return value
 
 
 def _inside(loc: str, folder: Path, what: str, model_path: Path) -> Path:
@@ -130,7 +137,8 @@ def _int_field(info: dict, key: str, what: str, model_path: Path) -> int:
     return int(text)
 
 
-def _byte_size(t) -> int | None:
+def tensor_byte_size(t) -> int | None:
+    """Bytes a TensorProto's data must hold (dims x item size); None for unknown types or bad dims."""
     item = ONNX_ITEM_BYTES.get(t.data_type)
     if item is None:
         return None

@@ -97,15 +97,25 @@ def _fold_node(node: onnx.NodeProto, values: dict[str, np.ndarray]) -> np.ndarra
     if fn is None or len(node.output) != 1 or not all(i == "" or i in values for i in node.input):
         return None
     try:
-        out = np.asarray(fn(node, [values[i] if i else None for i in node.input], _attrs(node)))
+        res = fn(node, [values[i] if i else None for i in node.input], _attrs(node))
     except Exception:  # an op variant this folder does not model: leave it to shape inference
         return None
+    if res is None:  # the folder declined (e.g. a ConstantOfShape too large to materialize)
+        return None
+    out = np.asarray(res)
     return out if out.size <= MAX_ELEMENTS else None
 
 
 def fold_constants(graph: onnx.GraphProto) -> int:
     """Replace foldable nodes of `graph` (in place) by initializers; return how many were folded."""
-    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer if t.data_location != onnx.TensorProto.EXTERNAL}
+    values = {}
+    for t in graph.initializer:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            continue
+        try:
+            values[t.name] = numpy_helper.to_array(t)
+        except (ValueError, TypeError):  # malformed data: not folded; the checker reports it
+            continue
     keep, folded = [], {}
     for node in graph.node:
         out = _fold_node(node, values)

@@ -19,11 +19,11 @@ from onnx import TensorProto, helper
 
 from effconv.errors import InvalidInputError, UsageError
 from effconv.profile.fold import fold_constants
+from effconv.safety import check_external_data, is_lfs_pointer, tensor_byte_size
 
 Dim = int | str | None  # int: known size; str: symbolic name; None: unknown
 Shape = tuple[Dim, ...]
 
-LFS_MAGIC = b"version https://git-lfs.github.com/spec/"
 SMALL_INIT = 1024  # elements: initializers up to this size stay in the skeleton (Reshape shapes...)
 FLOAT_TYPES = frozenset(
     {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16}
@@ -93,7 +93,20 @@ def load_graph(
     path = Path(path)
     model = _parse(_read_bytes(path), path)
     _check_versions(model, path)
+    try:
+        return _load_checked(model, path, input_shapes, batch)
+    except UnicodeDecodeError as exc:  # a string field that parsed but is not UTF-8
+        raise InvalidInputError("not an ONNX model (a name or string is not valid UTF-8)", path=path) from exc
+
+
+def _load_checked(
+    model: onnx.ModelProto,
+    path: Path,
+    input_shapes: Mapping[str, tuple[int, ...]] | None,
+    batch: int | None,
+) -> Graph:
     _check_external_data(model, path)
+    _check_initializers(model, path)
     skeleton = _skeleton(model)
     fold_constants(skeleton.graph)  # static pads/shapes for the one inference pass (see fold.py)
     init_names = {t.name for t in model.graph.initializer}
@@ -129,7 +142,7 @@ def _read_bytes(path: Path) -> bytes:
         data = path.read_bytes()
     except OSError as exc:
         raise InvalidInputError(f"cannot read: {exc.strerror}", path=path) from exc
-    if data.startswith(LFS_MAGIC):
+    if is_lfs_pointer(data):
         raise InvalidInputError("is a Git LFS pointer, not the model: run `git lfs pull`", path=path)
     if not data:
         raise InvalidInputError("is empty, not an ONNX model", path=path)
@@ -174,24 +187,24 @@ def _external_tensors(model: onnx.ModelProto):
 
 
 def _check_external_data(model: onnx.ModelProto, path: Path) -> None:
-    """External data must be a plain file inside the model's folder (no `..`, absolute path, link)."""
-    folder = path.resolve().parent
-    for t in _external_tensors(model):
-        info = {e.key: e.value for e in t.external_data}
-        loc = info.get("location", "")
-        rel = Path(loc)
-        if not loc or rel.is_absolute() or ".." in rel.parts or loc.startswith(("/", "\\")):
-            raise InvalidInputError(f"external data {loc!r} of {t.name!r} lies outside the model's folder", path=path)
-        target, cur = folder / rel, folder
-        for part in rel.parts:
-            cur = cur / part
-            if cur.is_symlink():
-                raise InvalidInputError(f"external data {loc!r} of {t.name!r} is a symbolic link", path=path)
-        if not target.is_file():
-            raise InvalidInputError(f"external data file {loc!r} of {t.name!r} is missing", path=path)
-        end = int(info.get("offset", 0) or 0) + int(info.get("length", 0) or 0)
-        if end > os.path.getsize(target):
-            raise InvalidInputError(f"external data file {loc!r} is shorter than {t.name!r} needs", path=path)
+    """External data must be a plain file inside the model's folder, each range within it
+    (effconv.safety.check_external_data; it reads file sizes only, never the data)."""
+    check_external_data(model, path)
+
+
+def _check_initializers(model: onnx.ModelProto, path: Path) -> None:
+    """Embedded initializers must hold exactly dims x item size bytes, with no negative dim."""
+    for t in model.graph.initializer:
+        if any(d < 0 for d in t.dims):
+            raise InvalidInputError(f"initializer {t.name!r} has a negative dimension {list(t.dims)}", path=path)
+        if t.data_location == TensorProto.EXTERNAL or not t.raw_data:
+            continue
+        need = tensor_byte_size(t)
+        if need is not None and len(t.raw_data) != need:
+            raise InvalidInputError(
+                f"initializer {t.name!r} holds {len(t.raw_data)} bytes where its shape {list(t.dims)} needs {need}",
+                path=path,
+            )
 
 
 def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -67,7 +67,7 @@ def run_one(data: bytes, folder: Path, args: tuple[str, ...] = ("--batch", "1"))
     err, std = io.StringIO(), io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(std):
         try:
-            main(["profile", str(path), *args, "--json", str(out)])
+            main(["profile", str(path), "--no-latency", *args, "--json", str(out)])
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
