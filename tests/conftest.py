@@ -43,3 +43,25 @@ def cifar_tar() -> Path:
     if not CIFAR_JPG.is_file():
         pytest.skip(f"real CIFAR-10 not found at {CIFAR_JPG} (see ../shared/data/README.md)")
     return CIFAR_JPG
+
+
+@pytest.fixture(scope="session")
+def cifar10(cifar_tar, request):
+    """Both splits of the real CIFAR-10 (TrainData), decoded once; the cache lives in .pytest_cache."""
+    from effconv.train import load_train_data
+
+    cache = request.config.cache.mkdir("effconv-cifar10")
+    return load_train_data(cifar_tar, cache)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked slow run only when asked: `-m slow` (any marker expression naming slow) or
+    EFFCONV_SLOW=1; otherwise they are skipped with the reason, so CI stays fast."""
+    import os
+
+    if "slow" in (config.option.markexpr or "") or os.environ.get("EFFCONV_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: run with -m slow or EFFCONV_SLOW=1")
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(skip)

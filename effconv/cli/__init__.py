@@ -11,10 +11,17 @@ from effconv.errors import EXIT_INTERRUPTED, EXIT_RUNTIME_CRASH, EffconvError
 
 # One module per command (or command group); each registers itself on `app` when imported.
 COMMAND_MODULES = ("models", "profile", "export", "train", "latency", "experiment")
+# The module holding each top-level command. Typer builds a click command for every registered
+# command on each call, so `effconv profile x.onnx` imports effconv.cli.profile alone. A command
+# not listed here (or --help, or no command) imports every module, so nothing can go missing.
+COMMAND_HOME = {"profile": "profile", "cost": "profile", "latency": "latency", "backends": "latency",
+                "device": "latency", "models": "models", "export": "export", "train": "train"}
 
 
-def _register_commands() -> None:
-    for name in COMMAND_MODULES:
+def register_commands(names: tuple[str, ...] = COMMAND_MODULES) -> None:
+    """Import the command modules `names` (each registers its commands on `app`); a module that
+    does not exist is skipped, an error inside one is raised."""
+    for name in names:
         try:
             importlib.import_module(f"effconv.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -22,7 +29,12 @@ def _register_commands() -> None:
                 raise
 
 
-_register_commands()
+def _modules_for(args: list[str]) -> tuple[str, ...]:
+    """The command modules that `effconv ARGS` needs (root options take no values)."""
+    command = next((a for a in args if not a.startswith("-")), None)
+    if command in COMMAND_HOME and not any(a in ("-h", "--help") for a in args[: args.index(command)]):
+        return (COMMAND_HOME[command],)
+    return COMMAND_MODULES
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("EFFCONV_DEBUG") == "1"
     try:
+        register_commands(_modules_for(args))
         # Typer handles usage errors itself (exit 2); everything raised by a command lands here.
         app(args=args, prog_name="effconv")
     except KeyboardInterrupt:

@@ -25,8 +25,10 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-console = Console()
-err_console = Console(stderr=True)
+# emoji=False: text from models (file and node names) is printed as is, never ":code:" -> emoji,
+# and the emoji table is not loaded.
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 # Shared options -------------------------------------------------------------------------------
 JsonOut = Annotated[

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from effconv.cli.app import JsonOut, Quiet, app, console
+from effconv.cli.options import (
+    Backend, Batch, BudgetMs, CudaGraph, DeviceProfile, DurationS, IncludeCopies, Iterations, LatencyPlot, PerLayer,
+    Precision, Threads, TorchMode, WarmupMs, latency_options,
+)
 from effconv.io import write_text
 
 device_app = typer.Typer(help="Device ceilings for the roofline: list the profiles, calibrate this machine.",
@@ -27,6 +29,9 @@ def backends_cmd(
 
     Example: effconv backends --json
     """
+    from rich.markup import escape
+    from rich.table import Table
+
     from effconv.latency import BACKENDS
 
     rows = []
@@ -52,6 +57,9 @@ def device_list() -> None:
 
     Example: effconv device list
     """
+    from rich.markup import escape
+    from rich.table import Table
+
     from effconv.latency.roofline import list_device_names, load_device_profile
 
     table = Table(title="Device profiles (dense peaks)")
@@ -89,21 +97,21 @@ def device_calibrate(
 @app.command("latency")
 def latency_cmd(
     model: Annotated[str, typer.Argument(help="ONNX file, zoo model name, spec .toml, or training run.")],
-    backend: Annotated[Optional[str], typer.Option("--backend", help="ort-cpu, ort-cuda, ort-tensorrt, tensorrt, torch-cpu, torch-cuda; default: the best available.")] = None,
-    batch: Annotated[int, typer.Option("--batch", min=1, help="Batch size.")] = 1,
-    precision: Annotated[str, typer.Option("--precision", help="fp32 or fp16 (fp16 on CUDA backends).")] = "fp32",
-    warmup_ms: Annotated[float, typer.Option("--warmup-ms", min=0, help="Warm-up length (ms).")] = 200.0,
-    duration_s: Annotated[float, typer.Option("--duration-s", min=0, help="Minimum timed duration (s).")] = 1.0,
-    iterations: Annotated[int, typer.Option("--iterations", min=1, help="Minimum timed iterations.")] = 20,
-    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU intra-op threads (default: runtime's).")] = None,
-    include_copies: Annotated[bool, typer.Option("--include-copies", help="Time host<->device copies too.")] = False,
-    cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="Capture and replay a CUDA graph.")] = False,
-    torch_mode: Annotated[str, typer.Option("--torch-mode", help="eager or compile (torch backends).")] = "eager",
-    per_layer: Annotated[str, typer.Option("--per-layer", help="auto, none, ort-profiler, torch-profiler, tensorrt-profiler, isolate.")] = "auto",
-    device_profile: Annotated[Optional[str], typer.Option("--device-profile", help="Roofline device: a name from `effconv device list` or a .toml.")] = None,
-    budget_ms: Annotated[Optional[float], typer.Option("--budget-ms", help="Exit 1 when the median exceeds this (ms).")] = None,
+    backend: Backend = None,
+    batch: Batch = None,
+    precision: Precision = "fp32",
+    warmup_ms: WarmupMs = 200.0,
+    duration_s: DurationS = 1.0,
+    iterations: Iterations = 20,
+    threads: Threads = None,
+    include_copies: IncludeCopies = False,
+    cuda_graph: CudaGraph = False,
+    torch_mode: TorchMode = "eager",
+    per_layer: PerLayer = "auto",
+    device_profile: DeviceProfile = None,
+    budget_ms: BudgetMs = None,
     json_out: JsonOut = None,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="PNG: Mult-Adds share vs latency share per type.", dir_okay=False)] = None,
+    plot: LatencyPlot = None,
     quiet: Quiet = False,
 ) -> None:
     """Time a model end to end (one timing loop for every backend), then per layer in a separate
@@ -111,12 +119,11 @@ def latency_cmd(
 
     Example: effconv latency mobilenet_v1 --backend ort-cpu --threads 2 --device-profile local-cpu.toml --budget-ms 50
     """
-    from effconv.latency.base import LatencyOptions
     from effconv.latency.render import render_latency
     from effconv.latency.report import check_budget, measure_model
 
-    options = LatencyOptions(
-        backend=backend, batch=batch, precision=precision, warmup_ms=warmup_ms, duration_s=duration_s,
+    options = latency_options(
+        batch, backend=backend, precision=precision, warmup_ms=warmup_ms, duration_s=duration_s,
         iterations=iterations, include_copies=include_copies, cuda_graph=cuda_graph, per_layer=per_layer,
         device_profile=device_profile, threads=threads, torch_mode=torch_mode, budget_ms=budget_ms,
     )

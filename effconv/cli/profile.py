@@ -1,5 +1,6 @@
-"""`effconv profile` (static per-layer Mult-Adds and parameters) and `effconv cost` (the paper's
-standard vs depthwise separable cost). No torch unless a zoo model must be exported."""
+"""`effconv profile` (per-layer Mult-Adds and parameters, then measured latency unless
+--no-latency) and `effconv cost` (the paper's standard vs depthwise separable cost). No torch
+unless a zoo model must be exported; no onnxruntime with --no-latency."""
 
 from __future__ import annotations
 
@@ -9,9 +10,19 @@ from typing import Annotated, Optional
 import typer
 
 from effconv.cli.app import CsvOut, JsonOut, Quiet, app, console
+from effconv.cli.options import (
+    Backend, Batch, BudgetMs, CudaGraph, DeviceProfile, DurationS, IncludeCopies, Iterations, LatencyPlot, PerLayer,
+    Precision, Threads, TorchMode, WarmupMs, latency_options,
+)
 from effconv.errors import CheckFailedError, UsageError
 
 DEFAULT_MODEL = "mobilenet_v1"
+# Latency defaults for `effconv profile`: short enough that the default run (MobileNet v1 224 on
+# 2 CPU cores: export, profile, timed run, per-layer run) stays near 10 s; `effconv latency` and
+# --duration-s time for longer.
+PROFILE_WARMUP_MS = 100.0
+PROFILE_DURATION_S = 1.0
+PROFILE_ITERATIONS = 10
 
 Source = Annotated[
     Optional[str],
@@ -21,17 +32,22 @@ InputShape = Annotated[
     Optional[list[str]],
     typer.Option("--input-shape", help="Set an input's shape: NAME=1x3x224x224 (repeatable).", show_default=False),
 ]
-Batch = Annotated[Optional[int], typer.Option("--batch", min=1, help="Batch size (first dim of every input).")]
 Convention = Annotated[
     str, typer.Option("--convention", help="paper: Conv/ConvTranspose/Gemm/MatMul only; all: every op.")
 ]
 Strict = Annotated[bool, typer.Option("--strict", help="Unsupported op types are an error (exit 3).")]
 MarkdownOut = Annotated[Optional[Path], typer.Option("--markdown", help="Also write Markdown here.", dir_okay=False)]
-PlotOut = Annotated[Optional[Path], typer.Option("--plot", help="Also write a PNG bar chart here.", dir_okay=False)]
+PlotOut = Annotated[
+    Optional[Path],
+    typer.Option("--plot", help="Also write a PNG bar chart here (and, with latency, <stem>-latency.png).", dir_okay=False),
+]
 Layers = Annotated[bool, typer.Option("--layers/--no-layers", help="Print the per-layer table.")]
 AllLayers = Annotated[bool, typer.Option("--all-layers", help="Per-layer table: also zero-cost nodes.")]
 Top = Annotated[int, typer.Option("--top", min=0, help="Per-layer table: the N costliest layers (0: all).")]
 Crosscheck = Annotated[bool, typer.Option("--crosscheck", help="Zoo models: compare with fvcore (exit 1 if they differ).")]
+Latency = Annotated[
+    bool, typer.Option("--latency/--no-latency", help="Also measure latency (end to end, then per layer); --no-latency: static only.")
+]
 
 
 def _shapes(items: list[str] | None) -> dict[str, tuple[int, ...]] | None:
@@ -55,25 +71,95 @@ def profile_cmd(
     all_layers: AllLayers = False,
     top: Top = 40,
     crosscheck: Crosscheck = False,
+    latency: Latency = True,
+    backend: Backend = None,
+    precision: Precision = "fp32",
+    warmup_ms: WarmupMs = PROFILE_WARMUP_MS,
+    duration_s: DurationS = PROFILE_DURATION_S,
+    iterations: Iterations = PROFILE_ITERATIONS,
+    threads: Threads = None,
+    include_copies: IncludeCopies = False,
+    cuda_graph: CudaGraph = False,
+    torch_mode: TorchMode = "eager",
+    per_layer: PerLayer = "auto",
+    device_profile: DeviceProfile = None,
+    budget_ms: BudgetMs = None,
+    latency_plot: LatencyPlot = None,
     quiet: Quiet = False,
 ) -> None:
-    """Per-layer Mult-Adds and parameters of an ONNX model, grouped by the paper's layer types.
+    """Per-layer Mult-Adds and parameters of an ONNX model by layer type, then its measured latency.
 
-    One fused multiply-add counts 1. Example: [bold]effconv profile model.onnx --batch 1 --json p.json[/]
-    (zoo: [bold]effconv profile mobilenet_v1 --crosscheck[/]).
+    One fused multiply-add counts 1. Latency runs on the best available backend (or --backend):
+    end to end, then per layer type beside each type's Mult-Adds share; --no-latency keeps the
+    profile static.
+
+    Example: [bold]effconv profile model.onnx --backend ort-cuda --batch 8 --precision fp16 --json p.json[/]
+    (static only: [bold]effconv profile model.onnx --no-latency[/]; zoo: [bold]effconv profile mobilenet_v1 --crosscheck[/]).
     """
     from effconv.profile import onnx_source, profile_source
     from effconv.profile.report import render_profile, write_reports
 
+    options = None
+    if latency:
+        options = latency_options(
+            batch, backend=backend, precision=precision, warmup_ms=warmup_ms, duration_s=duration_s,
+            iterations=iterations, include_copies=include_copies, cuda_graph=cuda_graph, per_layer=per_layer,
+            device_profile=device_profile, threads=threads, torch_mode=torch_mode, budget_ms=budget_ms,
+        )
+    elif budget_ms is not None or latency_plot is not None:
+        raise UsageError("--budget-ms and --latency-plot need the latency run; drop --no-latency")
     shapes = _shapes(input_shape)
     with onnx_source(source or DEFAULT_MODEL, input_shapes=shapes, batch=batch) as src:
         prof = profile_source(src, input_shapes=shapes, batch=batch, convention=convention, strict=strict)
         check = _crosscheck(src) if crosscheck else None
-    if not quiet:
-        render_profile(console, prof, layers=layers, all_layers=all_layers, top=top)
-    write_reports(prof, json_path=json_out, csv_path=csv_out, markdown_path=markdown, plot_path=plot)
+        if not quiet:
+            render_profile(console, prof, layers=layers, all_layers=all_layers, top=top)
+        report = _measure(prof, src, options, quiet) if options is not None else None
+    latency_doc = report.to_dict() if report is not None else None
+    write_reports(prof, json_path=json_out, csv_path=csv_out, markdown_path=markdown, plot_path=plot,
+                  latency=latency_doc)
+    if report is not None:
+        _latency_plot(prof, report, latency_plot or _derived_plot(plot), explicit=latency_plot is not None)
     if check is not None:
         _report_crosscheck(check, quiet)
+    if report is not None:
+        from effconv.latency.report import check_budget
+
+        check_budget(report, budget_ms)
+
+
+def _measure(prof, src, options, quiet: bool):
+    """Time the profiled ONNX file (still on disk inside the `with`) at the profile's batch, and
+    print the latency section (statistics, per-type table with GMAC/s, intensity and roofline)."""
+    from dataclasses import replace
+
+    from effconv.latency.render import render_latency
+    from effconv.latency.report import measure_profile_latency
+
+    shape = next(iter(prof.input_shapes.values()), None)
+    if shape and isinstance(shape[0], int):  # time the batch that was profiled
+        options = replace(options, batch=shape[0])
+    module = src.module
+    report = measure_profile_latency(prof, options, build=(lambda: module) if module is not None else None)
+    if not quiet:
+        render_latency(report, console)
+    return report
+
+
+def _derived_plot(plot: Path | None) -> Path | None:
+    return plot.with_name(f"{plot.stem}-latency.png") if plot is not None else None
+
+
+def _latency_plot(prof, report, path: Path | None, explicit: bool) -> None:
+    if path is None:
+        return
+    if report.layerwise is None:
+        if explicit:
+            raise UsageError("--latency-plot needs per-layer times (drop --per-layer none)")
+        return
+    from effconv.latency.render import plot_latency_vs_macs
+
+    plot_latency_vs_macs(prof, report, path)
 
 
 def _crosscheck(src):

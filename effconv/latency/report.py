@@ -176,14 +176,15 @@ def _static_profile(model: ModelInput, batch: int):
         return profile_onnx(model.onnx_path, model=model.name, batch=batch)
 
 
-def measure_profile_latency(profile, options: LatencyOptions) -> LatencyReport:
+def measure_profile_latency(profile, options: LatencyOptions, build=None) -> LatencyReport:
     """Latency for a `ModelProfile` (effconv.profile): times `profile.onnx_path`, or re-exports the
-    zoo model `profile.model` when that temporary file is gone. Does not check the budget: render
+    zoo model `profile.model` when that temporary file is gone. `build` (returns the torch module
+    the file was exported from) lets torch backends run too. Does not check the budget: render
     the report, then call `check_budget(report, options.budget_ms)`."""
     path = Path(profile.onnx_path)
     if path.is_file():
         shape = next(iter(profile.input_shapes.values()), None)
-        return _measure(ModelInput(profile.model, path, None, tuple(shape) if shape else None), options, profile)
+        return _measure(ModelInput(profile.model, path, build, tuple(shape) if shape else None), options, profile)
     with model_input(profile.model, options.batch) as model:
         return _measure(model, options, profile)
 

@@ -18,6 +18,7 @@ from effconv.profile.core import ModelProfile
 
 LAYER_FIELDS = ("name", "op_type", "type", "output_shape", "mult_adds", "weights", "biases",
                 "norm_params", "other_params", "mult_adds_pct", "cumulative_pct")
+LATENCY_FIELDS = ("latency_ms", "latency_group")
 
 
 def _shape(shape) -> str:
@@ -33,16 +34,22 @@ def _zero_types(p: ModelProfile) -> str:
     return ", ".join(zero)
 
 
+def _row(t: Table, *cells: str) -> None:
+    """Add plain-text cells: names from the model are never parsed as rich markup (a node called
+    "a[/b]" would raise), and skipping the markup parser makes a large table render about a third faster."""
+    t.add_row(*(Text(c) for c in cells))
+
+
 def type_table(p: ModelProfile) -> Table:
     """The paper's per-type table: type, Mult-Adds, %, parameters (weights), %."""
-    t = Table(title=f"{p.model}: resources per layer type ({p.convention} convention)", title_justify="left")
+    t = Table(title=Text(f"{p.model}: resources per layer type ({p.convention} convention)"), title_justify="left")
     for col in ("Type", "Mult-Adds", "%", "Weights", "%", "Layers"):
         t.add_column(col, justify="left" if col == "Type" else "right")
     for r in _counted(p):
-        t.add_row(r.type, f"{r.mult_adds:,}", f"{r.mult_adds_pct:.2f}", f"{r.weights:,}", f"{r.weights_pct:.2f}",
-                  str(r.layers))
+        _row(t, r.type, f"{r.mult_adds:,}", f"{r.mult_adds_pct:.2f}", f"{r.weights:,}", f"{r.weights_pct:.2f}",
+             str(r.layers))
     t.add_section()
-    t.add_row("Total", f"{p.totals.mult_adds:,}", "100.00", f"{p.totals.weights:,}", "100.00", str(p.totals.nodes))
+    _row(t, "Total", f"{p.totals.mult_adds:,}", "100.00", f"{p.totals.weights:,}", "100.00", str(p.totals.nodes))
     zero = _zero_types(p)
     if zero:
         t.caption = f"zero-cost in this convention: {zero}"
@@ -61,7 +68,7 @@ def _shown(p: ModelProfile, all_layers: bool, top: int) -> set[int]:
 def layer_table(p: ModelProfile, all_layers: bool = False, top: int = 0) -> Table:
     """Per layer, in graph order: name, op, type, output shape, Mult-Adds, weights, %, cumulative %.
     `top` > 0 keeps the `top` costliest layers (the cumulative % still runs over every layer)."""
-    t = Table(title=f"{p.model}: per layer", title_justify="left")
+    t = Table(title=Text(f"{p.model}: per layer"), title_justify="left")
     for col in ("Layer", "Op", "Type", "Output", "Mult-Adds", "Weights", "%", "Cum. %"):
         t.add_column(col, justify="right" if col in ("Mult-Adds", "Weights", "%", "Cum. %") else "left")
     total, run = p.totals.mult_adds, 0
@@ -71,8 +78,8 @@ def layer_table(p: ModelProfile, all_layers: bool = False, top: int = 0) -> Tabl
         if i in shown:
             pct = 100 * lc.mult_adds / total if total else 0.0
             cum = 100 * run / total if total else 0.0
-            t.add_row(lc.name, lc.op_type, lc.type, _shape(lc.output_shape), f"{lc.mult_adds:,}",
-                      f"{lc.weights:,}", f"{pct:.2f}", f"{cum:.2f}")
+            _row(t, lc.name, lc.op_type, lc.type, _shape(lc.output_shape), f"{lc.mult_adds:,}",
+                 f"{lc.weights:,}", f"{pct:.2f}", f"{cum:.2f}")
     eligible = sum(1 for lc in p.layers if all_layers or lc.mult_adds or lc.weights)
     if len(shown) < eligible:
         t.caption = (f"the {len(shown)} costliest of {eligible} layers; every layer is in --json/--csv/--markdown "
@@ -107,22 +114,45 @@ def render_profile(
     console.print(summary(p))
 
 
-def to_json(p: ModelProfile) -> str:
-    return json.dumps(p.to_dict(), indent=2) + "\n"
+def to_json(p: ModelProfile, latency: dict | None = None) -> str:
+    """The profile's JSON; with `latency` (a LatencyReport.to_dict()) under the key "latency"."""
+    doc = p.to_dict()
+    if latency is not None:
+        doc["latency"] = latency
+    return json.dumps(doc, indent=2, default=str) + "\n"
 
 
-def to_csv(p: ModelProfile) -> str:
-    """One row per layer (every node), columns LAYER_FIELDS."""
+def _latency_by_node(latency: dict | None) -> tuple[dict[str, float], dict[str, str]]:
+    """Per-layer latency -> (ms per group-heading node, heading node of every node covered).
+    Rows the runtime inserted itself (no ONNX node) stay in the JSON only."""
+    ms, head = {}, {}
+    per_layer = (latency or {}).get("per_layer") or {}
+    for row in per_layer.get("layers", []):
+        if row["nodes"]:
+            ms[row["name"]] = ms.get(row["name"], 0.0) + row["ms"]
+            head.update({n: row["name"] for n in row["nodes"]})
+    return ms, head
+
+
+def to_csv(p: ModelProfile, latency: dict | None = None) -> str:
+    """One row per layer (every node), columns LAYER_FIELDS; with `latency`, two more columns:
+    latency_ms (ms per inference, on the node heading each timed group) and latency_group (that
+    heading node, on every node the group covers)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(LAYER_FIELDS)
+    w.writerow(LAYER_FIELDS + (LATENCY_FIELDS if latency is not None else ()))
+    ms, head = _latency_by_node(latency)
     for row in p.to_dict()["layers"]:
-        w.writerow([_shape(row[f]) if f == "output_shape" else row[f] for f in LAYER_FIELDS])
+        cells = [_shape(row[f]) if f == "output_shape" else row[f] for f in LAYER_FIELDS]
+        if latency is not None:
+            cells += [f"{ms[row['name']]:.6f}" if row["name"] in ms else "", head.get(row["name"], "")]
+        w.writerow(cells)
     return buf.getvalue()
 
 
-def to_markdown(p: ModelProfile) -> str:
-    """Totals, the per-type table (paper form), notes, and the per-layer table of counted layers."""
+def to_markdown(p: ModelProfile, latency: dict | None = None) -> str:
+    """Totals, the per-type table (paper form), notes, the measured latency (when given), and the
+    per-layer table of counted layers."""
     tot = p.totals
     shapes = ", ".join(f"`{k}` {_shape(v)}" for k, v in p.input_shapes.items())
     out = [f"# Profile of {p.model}", "",
@@ -137,6 +167,7 @@ def to_markdown(p: ModelProfile) -> str:
     if p.unsupported:
         out += ["", "Not counted (unsupported): " + ", ".join(f"{k} x{v}" for k, v in p.unsupported.items())]
     out += [""] + [f"> Note: {n}" for n in p.notes] + ([""] if p.notes else [])
+    out += latency_markdown(latency) if latency is not None else []
     out += ["## Per layer", "", "| Layer | Op | Type | Output | Mult-Adds | Weights | % | Cum. % |",
             "|---|---|---|---|---:|---:|---:|---:|"]
     for row in p.to_dict()["layers"]:
@@ -172,12 +203,42 @@ def write_plot(p: ModelProfile, target: str | Path) -> Path:
     return Path(target)
 
 
-def write_reports(p: ModelProfile, *, json_path=None, csv_path=None, markdown_path=None, plot_path=None) -> list[Path]:
-    """Write each requested file atomically; return the paths written."""
+def latency_markdown(lat: dict) -> list[str]:
+    """The `latency` JSON section as Markdown lines: statistics, per-type table, per-layer method."""
+    s, env = lat["statistics"], lat["environment"]
+    out = ["## Measured latency", "",
+           f"{lat['backend']}, {lat['precision']}, batch {lat['batch']}, {s['iterations']} iterations "
+           f"(timer: {lat['timer']}); device: {env.get('device', env.get('host_cpu'))}; "
+           f"threads: {env.get('intra_op_threads', '-')}; copies included: {env.get('include_copies')}.", "",
+           "| min | median | mean | p90 | p95 | p99 | CV | items/s |", "|---:|---:|---:|---:|---:|---:|---:|---:|",
+           "| " + " | ".join(f"{s[k]:.3f}" for k in ("min_ms", "median_ms", "mean_ms", "p90_ms", "p95_ms", "p99_ms"))
+           + f" | {s['cv']:.1%} | {s['throughput']:.1f} |", ""]
+    pl = lat.get("per_layer")
+    if pl:
+        out += [f"Per layer type ({pl['method']}: {pl['measures']}); sum {pl['sum_ms']:.3f} ms = "
+                f"{pl['sum_ratio']:.2f} x the end-to-end median.", "",
+                "| Type | Layers | ms | % time | % Mult-Adds | GMAC/s | FLOP/B | Bound | % roofline |",
+                "|---|---:|---:|---:|---:|---:|---:|---|---:|"]
+        out += [f"| {t['type']} | {t['layers']} | {t['ms']:.3f} | {t['pct']:.1f} | {_opt(t['mult_adds_pct'], '.2f')} | "
+                f"{_opt(t['gmacs'], '.1f')} | {_opt(t['intensity'], '.1f')} | {t['bound'] or '-'} | "
+                f"{_opt(t['pct_of_roofline'], '.1f')} |" for t in lat["by_type"]]
+        out += (["", f"> Gap: {pl['gap_explanation']}"] if pl.get("gap_explanation") else [])
+    notes = [*(pl or {}).get("notes", []), *lat.get("notes", [])]
+    return out + [""] + [f"> Note: {n}" for n in notes] + ([""] if notes else [])
+
+
+def _opt(value, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def write_reports(p: ModelProfile, *, json_path=None, csv_path=None, markdown_path=None, plot_path=None,
+                  latency: dict | None = None) -> list[Path]:
+    """Write each requested file atomically; return the paths written. `latency` (a
+    LatencyReport.to_dict()) adds the measured section to the JSON, CSV and Markdown."""
     written = []
     for target, render in ((json_path, to_json), (csv_path, to_csv), (markdown_path, to_markdown)):
         if target is not None:
-            written.append(write_text(target, render(p)))
+            written.append(write_text(target, render(p, latency)))
     if plot_path is not None:
         written.append(write_plot(p, plot_path))
     return written

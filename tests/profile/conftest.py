@@ -65,12 +65,3 @@ def kit():
 
     return types.SimpleNamespace(make_model=make_model, weights=weights, ort_shapes=ort_output_shapes)
 
-
-@pytest.fixture(autouse=True)
-def _slow_gate(request):
-    """Tests marked slow run only when asked: `-m slow` or EFFCONV_SLOW=1 (CI stays fast)."""
-    import os
-
-    if request.node.get_closest_marker("slow") and "slow" not in (request.config.option.markexpr or ""):
-        if os.environ.get("EFFCONV_SLOW") != "1":
-            pytest.skip("slow: run with -m slow or EFFCONV_SLOW=1")

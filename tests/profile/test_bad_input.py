@@ -74,7 +74,7 @@ def test_usage_errors(cli, save, conv_model, args, needle):
 
 @pytest.mark.parametrize("args", [["--input-shape", "x=2x4x8x8"], ["--batch", "2"]])
 def test_setting_the_dims_works(cli, save, conv_model, args):
-    res = cli("profile", save(conv_model), *args, "--no-layers")
+    res = cli("profile", save(conv_model), *args, "--no-layers", "--no-latency")
     assert res.code == 0, res.stderr
     assert f"{2 * 8 * 8 * 6 * 4 * 9:,}" in res.stdout  # N*H*W*C_out*C_in*K^2, pads 1 keep 8x8
 
@@ -94,7 +94,7 @@ def _external(model: onnx.ModelProto, location: str) -> onnx.ModelProto:
 
 def test_external_data_inside_folder_is_profiled(cli, save, conv_model, tmp_path):
     (tmp_path / "weights.bin").write_bytes(b"\0" * 6 * 4 * 9 * 4)
-    res = cli("profile", save(_external(conv_model, "weights.bin")), "--batch", "1", "--no-layers")
+    res = cli("profile", save(_external(conv_model, "weights.bin")), "--batch", "1", "--no-layers", "--no-latency")
     assert res.code == 0, res.stderr
     assert "weights 216" in res.stdout
 
@@ -113,5 +113,5 @@ def test_unsafe_or_missing_external_data(cli, save, conv_model, tmp_path, locati
     (tmp_path.parent / "secret.bin").write_bytes(b"\0" * 1024)
     (tmp_path / "link.bin").symlink_to(tmp_path.parent / "secret.bin")
     (tmp_path / "short.bin").write_bytes(b"\0" * 8)
-    res = cli("profile", save(_external(conv_model, location)), "--batch", "1")
+    res = cli("profile", save(_external(conv_model, location)), "--batch", "1", "--no-latency")
     _one_line(res, 3, needle)

@@ -15,7 +15,7 @@ SCHEMA_KEYS = {"schema_version", "model", "input_shapes", "convention", "totals"
 @pytest.fixture
 def written(cli, save, conv_model, tmp_path):
     paths = {k: tmp_path / f"out.{k}" for k in ("json", "csv", "md", "png")}
-    res = cli("profile", save(conv_model), "--batch", "2", "--json", paths["json"], "--csv", paths["csv"],
+    res = cli("profile", save(conv_model), "--batch", "2", "--no-latency", "--json", paths["json"], "--csv", paths["csv"],
               "--markdown", paths["md"], "--plot", paths["png"], "-q")
     assert res.code == 0, res.stderr
     assert res.stdout == ""  # --quiet
@@ -47,7 +47,7 @@ def test_csv_markdown_png(written):
 
 
 def test_output_folder_missing_is_usage_error(cli, save, conv_model, tmp_path):
-    res = cli("profile", save(conv_model), "--batch", "1", "--json", tmp_path / "no" / "p.json")
+    res = cli("profile", save(conv_model), "--batch", "1", "--no-latency", "--json", tmp_path / "no" / "p.json")
     assert res.code == 2 and "does not exist" in res.stderr
 
 
@@ -62,7 +62,7 @@ def test_cost_command(cli, f, n, m, k):
 
 def test_profile_onnx_file_does_not_import_torch(save, conv_model):
     """`effconv profile x.onnx` must stay torch-free (start-up time, end-to-end speed)."""
-    code = ("import sys\nfrom effconv.cli import main\ntry:\n    main(['profile', sys.argv[1], '--batch', '1'])\n"
+    code = ("import sys\nfrom effconv.cli import main\ntry:\n    main(['profile', sys.argv[1], '--batch', '1', '--no-latency'])\n"
             "except SystemExit as e:\n    assert not e.code, e.code\n"
             "print('LOADED', 'torch' in sys.modules, 'onnxruntime' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code, str(save(conv_model))], capture_output=True, text=True)
