@@ -1,0 +1,135 @@
+"""Train a zoo model on CIFAR-10: `train(spec, config)` starts a run, `resume(run_dir)` continues one.
+
+A run directory holds config.json (the resolved configuration), metrics.jsonl and metrics.csv,
+last.pt (full state for an exact resume) and best.pt (weights at the best test accuracy), and
+curve.png. Under `torchrun --nproc-per-node N -m effconv train ...` each process trains on its
+slice of every global batch with DistributedDataParallel; only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from effconv.errors import EffconvError, UsageError
+from effconv.training.config import TrainConfig, config_from_dict, config_from_table
+from effconv.training.session import TrainData, TrainResult
+
+if TYPE_CHECKING:
+    import torch
+
+    from effconv.specs import ModelSpec
+
+__all__ = ["TrainConfig", "TrainData", "TrainResult", "config_from_table", "load_train_data", "resume", "train"]
+
+
+def load_train_data(
+    source: str | Path | None = None, cache_dir: Path | None = None, *, download: bool = False
+) -> TrainData:
+    """Both CIFAR-10 splits from `source` (None: --data's default search), optionally downloading."""
+    from effconv.data import download_cifar10, load_cifar10, resolve_source
+
+    try:
+        path = resolve_source(source, cache_dir)
+    except UsageError:
+        if not download or source is not None:
+            raise
+        path = download_cifar10(cache_dir)
+    return TrainData(load_cifar10(path, "train", cache_dir), load_cifar10(path, "test", cache_dir), str(path))
+
+
+def train(
+    spec: "ModelSpec | str | Path",
+    config: TrainConfig | None = None,
+    *,
+    data: TrainData | None = None,
+    data_source: str | Path | None = None,
+    cache_dir: Path | None = None,
+    out: str | Path | None = None,
+    quiet: bool = True,
+    model: "torch.nn.Module | None" = None,
+    on_step: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Train `spec` (a ModelSpec, zoo name or .toml path) with `config` (default: the spec's [train])."""
+    from effconv.specs import load_spec
+    from effconv.training import session as ses
+
+    if not hasattr(spec, "family"):
+        spec = load_spec(spec)
+    config = config or config_from_table(spec.train, source=spec.source)
+    run_dir = Path(out) if out is not None else ses.default_run_dir(spec.name)
+    return _run(spec, config, data, data_source, cache_dir, run_dir, None, quiet, model, on_step)
+
+
+def resume(
+    run_dir: str | Path,
+    *,
+    steps: int | None = None,
+    data: TrainData | None = None,
+    data_source: str | Path | None = None,
+    cache_dir: Path | None = None,
+    quiet: bool = True,
+    model: "torch.nn.Module | None" = None,
+    on_step: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Continue a run from its last.pt exactly where it stopped (optionally to a new total of `steps`)."""
+    from effconv import checkpoint as ckpt
+
+    run_dir = Path(run_dir)
+    record = ckpt.read_config_json(run_dir)
+    spec = ckpt.spec_from_dict(record["spec"])
+    config = config_from_dict(record["config"], source=run_dir / ckpt.CONFIG)
+    if steps is not None:
+        config = dataclasses.replace(config, steps=steps, epochs=None)
+    payload = ckpt.load_checkpoint(run_dir / ckpt.LAST)
+    if data is None and data_source is None and record.get("data_source") and Path(record["data_source"]).exists():
+        data_source = record["data_source"]
+    return _run(spec, config, data, data_source, cache_dir, run_dir, payload, quiet, model, on_step)
+
+
+def _run(spec, config, data, data_source, cache_dir, run_dir, payload, quiet, model, on_step) -> TrainResult:
+    from effconv.training import runtime as rtm
+    from effconv.training import session as ses
+    from effconv.training.loop import Trainer
+
+    rt = rtm.setup_runtime(config)
+    switches = rtm.seed_everything(config, rt.shard.rank)
+    try:
+        data = ses.take_subset(data or load_train_data(data_source, cache_dir), config)
+        if config.batch_size > len(data.train):
+            raise UsageError(f"batch size {config.batch_size} exceeds the {len(data.train)} training images")
+        if model is None:
+            from effconv.zoo import build_model
+
+            model = build_model(spec)  # after seeding: the initial weights follow the seed
+        total = config.total_steps(len(data.train))
+        run_id = payload["run_id"] if payload else run_dir.name
+        if payload is None:
+            record = ses.run_record(spec, config, data, run_id, total, rt)
+            _agree(rt, lambda: ses.start_run_dir(run_dir, record, rt.is_main))
+        setup = ses.RunSetup(spec, config, rt, data, model, run_dir, run_id, total, payload, quiet)
+        return Trainer(setup, on_step).run()
+    finally:
+        rtm.restore_switches(switches)
+        rtm.teardown_runtime(rt)
+
+
+def _agree(rt, action: Callable[[], Any]) -> None:
+    """Run `action` (rank 0's set-up); under DDP every rank learns whether it failed, so none hangs."""
+    error: EffconvError | None = None
+    try:
+        action()
+    except EffconvError as exc:
+        error = exc
+    if rt.distributed:
+        import torch
+        import torch.distributed as dist
+
+        flag = torch.tensor([float(error is not None)], device=rt.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if flag.item() and error is None:
+            error = UsageError("rank 0 could not set up the run directory")
+    if error is not None:
+        raise error

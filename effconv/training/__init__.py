@@ -1,0 +1,1 @@
+"""Training: configuration, device batches, the loop, metrics and progress display."""

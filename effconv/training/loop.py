@@ -1,0 +1,237 @@
+"""The training loop: one Trainer per run (or resumed run), one process per rank under torchrun.
+
+The hot path does no host-device synchronisation: loss and accuracy are summed on the device and
+read every `log_every` steps (where a non-finite loss is caught), at evaluations and at the end.
+Checkpoints (last.pt every evaluation, best.pt when the test accuracy improves) are written by
+rank 0 only, after checking that the weights are finite, so the last good checkpoint survives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+
+import torch
+
+from effconv import checkpoint as ckpt
+from effconv.data import CIFAR_MEAN, CIFAR_STD
+from effconv.errors import CheckFailedError, Interrupted, UsageError
+from effconv.training.batches import EvalBatches, TrainBatches
+from effconv.training.metrics import MetricsLog, MetricsRow, Progress
+from effconv.training.optim import build_optimizer, build_scheduler
+from effconv.training.runtime import StopFlag
+from effconv.training.session import RunSetup, TrainResult
+
+
+class Trainer:
+    def __init__(self, setup: RunSetup, on_step: Callable[[int], None] | None = None) -> None:
+        self.s, self.cfg, self.rt, self.on_step = setup, setup.config, setup.runtime, on_step
+        device = self.rt.device
+        self.channels_last = self.cfg.channels_last and device.type == "cuda"
+        self.module = setup.model.to(device)
+        if self.channels_last:
+            self.module = self.module.to(memory_format=torch.channels_last)
+        self.optimizer = build_optimizer(self.module.parameters(), self.cfg)
+        self.scheduler = build_scheduler(self.optimizer, self.cfg, setup.total_steps)
+        self.scaler = torch.amp.GradScaler("cuda") if self.cfg.precision == "fp16" else None
+        self.batches = TrainBatches(
+            setup.data.train, self.cfg.batch_size, device, seed=self.cfg.seed, shard=self.rt.shard,
+            channels_last=self.channels_last, augment=self.cfg.augment,
+        )
+        self.evalset = EvalBatches(
+            setup.data.test, device, shard=self.rt.shard, channels_last=self.channels_last, limit=self.cfg.eval_subset
+        )
+        self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=self.cfg.label_smoothing)
+        self.step, self.best_acc, self.last_acc, self.elapsed, self.saved_step = 0, None, None, 0.0, None
+        self.log = MetricsLog(setup.run_dir)
+        if setup.resume_payload is not None:
+            self._restore(setup.resume_payload)
+        self.model = self._wrap(self.module)
+
+    # Set-up ---------------------------------------------------------------------------------------
+    def _wrap(self, module: torch.nn.Module) -> torch.nn.Module:
+        model = module
+        if self.rt.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.rt.device.index] if self.rt.device.type == "cuda" else None
+            model = DistributedDataParallel(module, device_ids=ids)
+        return torch.compile(model) if self.cfg.compile else model
+
+    def _autocast(self):
+        if self.cfg.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.cfg.precision == "bf16" else torch.float16
+        if self.rt.device.type == "cpu" and dtype == torch.float16:
+            raise UsageError("precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
+        return torch.autocast(self.rt.device.type, dtype=dtype)
+
+    def _restore(self, payload: dict) -> None:
+        self.module.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        self.scheduler.lr_lambdas[0].total = self.s.total_steps  # --steps may extend a resumed run
+        if self.scaler is not None and payload.get("scaler"):
+            self.scaler.load_state_dict(payload["scaler"])
+        self.batches.load_state_dict(payload["data"])
+        ckpt.restore_rng(payload["rng"])
+        self.step, self.elapsed = int(payload["step"]), float(payload["elapsed"])
+        self.best_acc, self.last_acc = payload.get("best_acc"), payload.get("test_acc")
+        self.saved_step = self.step
+        self.log = MetricsLog.resume(self.s.run_dir, self.step)
+
+    # The loop -------------------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        total, cfg = self.s.total_steps, self.cfg
+        progress = Progress(total, self.step, quiet=self.s.quiet or not self.rt.is_main, title=self.s.spec.name)
+        self._window_reset()
+        try:
+            with StopFlag() as stop:
+                while self.step < total:
+                    self._train_step()
+                    if self.on_step is not None:
+                        self.on_step(self.step)
+                    evaluate = self.step % cfg.eval_every == 0 or self.step == total
+                    if evaluate or self.step % cfg.log_every == 0:
+                        row = self._log_row(evaluate)
+                        progress.update(row, self.best_acc)
+                    if self._stop_requested(stop):
+                        if self._window_steps:
+                            self._log_row(False)
+                        self._save(evaluated=False)
+                        raise Interrupted(
+                            f"interrupted at step {self.step}; checkpoint saved to {self.s.run_dir / ckpt.LAST}; "
+                            f"continue with: effconv train --resume {self.s.run_dir}"
+                        )
+        finally:
+            progress.close()
+            self._plot()
+        return self._result()
+
+    def _train_step(self) -> None:
+        x, y = self.batches.next()
+        with self._autocast():
+            logits = self.model(x)
+            loss = self.criterion(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        self._lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
+        self.scheduler.step()
+        self.step += 1
+        self._sums += torch.stack([loss.detach().float(), (logits.argmax(1) == y).sum().float(), y.new_tensor(len(y)).float()])
+        self._window_steps += 1
+
+    def _window_reset(self) -> None:
+        self._sums = torch.zeros(3, device=self.rt.device)  # loss sum, correct, images (this rank)
+        self._window_steps, self._window_t0 = 0, time.perf_counter()
+
+    def _log_row(self, evaluate: bool) -> MetricsRow:
+        sums = self._all_reduce(self._sums).tolist()
+        seconds = time.perf_counter() - self._window_t0
+        loss = sums[0] / (self._window_steps * self.rt.shard.world)
+        if not math.isfinite(loss):
+            self._non_finite(loss)
+        self.elapsed += seconds
+        test_acc = self._evaluate() if evaluate else None
+        row = MetricsRow(
+            step=self.step, loss=loss, train_acc=sums[1] / max(sums[2], 1), test_acc=test_acc,
+            lr=self._lr, images_per_s=sums[2] / max(seconds, 1e-9), elapsed=self.elapsed,
+        )
+        self.log.add(row)
+        if evaluate:
+            self._save(evaluated=True)
+        self._window_reset()
+        return row
+
+    def _stop_requested(self, stop: StopFlag) -> bool:
+        if not self.rt.distributed:
+            return stop.requested
+        flag = torch.tensor([float(stop.requested)], device=self.rt.device)
+        return bool(self._all_reduce(flag, op="max").item())
+
+    def _all_reduce(self, tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
+        if self.rt.distributed:
+            import torch.distributed as dist
+
+            tensor = tensor.clone()
+            dist.all_reduce(tensor, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+        return tensor
+
+    @torch.no_grad()
+    def _evaluate(self) -> float:
+        self.module.eval()
+        counts = torch.zeros(2, device=self.rt.device)
+        with self._autocast():
+            for x, y in self.evalset:
+                counts += torch.stack([(self.module(x).argmax(1) == y).sum().float(), y.new_tensor(len(y)).float()])
+        self.module.train()
+        correct, seen = self._all_reduce(counts).tolist()
+        self.last_acc = correct / max(seen, 1)
+        return self.last_acc
+
+    # Checkpoints and outputs -----------------------------------------------------------------------
+    def _save(self, *, evaluated: bool) -> None:
+        if not self._weights_finite():
+            self._non_finite(float("nan"))
+        if not self.rt.is_main:
+            return
+        improved = evaluated and (self.best_acc is None or self.last_acc > self.best_acc)
+        if improved:
+            self.best_acc = self.last_acc
+            ckpt.save_checkpoint(self.s.run_dir / ckpt.BEST, {**self._meta("best"), "model": self.module.state_dict()})
+        ckpt.save_checkpoint(self.s.run_dir / ckpt.LAST, self._full_state())
+        self.saved_step = self.step
+        self.log.write()
+
+    def _weights_finite(self) -> bool:
+        flags = [torch.isfinite(p).all() for p in self.module.parameters()]
+        return bool(torch.stack(flags).all().item()) if flags else True
+
+    def _meta(self, kind: str) -> dict:
+        return {
+            "kind": kind, "step": self.step, "total_steps": self.s.total_steps, "test_acc": self.last_acc,
+            "best_acc": self.best_acc, "elapsed": self.elapsed, "run_id": self.s.run_id,
+            "spec": ckpt.spec_to_dict(self.s.spec), "config": self.cfg.to_dict(),
+            "classes": list(self.s.data.train.classes), "mean": list(CIFAR_MEAN), "std": list(CIFAR_STD),
+        }
+
+    def _full_state(self) -> dict:
+        return {
+            **self._meta("last"), "model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict() if self.scaler else None,
+            "data": self.batches.state_dict(), "rng": ckpt.capture_rng(),
+        }
+
+    def _non_finite(self, value: float) -> None:
+        where = (
+            f"last good checkpoint: {self.s.run_dir / ckpt.LAST} (step {self.saved_step})"
+            if self.saved_step is not None else "no checkpoint had been written yet"
+        )
+        raise CheckFailedError(
+            f"training loss became non-finite ({value}) by step {self.step}; stopped ({where}); "
+            "try a lower --lr or --precision fp32"
+        )
+
+    def _plot(self) -> None:
+        if self.rt.is_main and self.log.rows:
+            from effconv.plots import plot_training_curve
+
+            with contextlib.suppress(Exception):  # a figure must never cost the run its result
+                plot_training_curve(self.log.rows, self.s.run_dir / "curve.png", title=self.s.run_id)
+
+    def _result(self) -> TrainResult:
+        rows = tuple(self.log.rows)
+        rates = [r.images_per_s for r in rows]
+        return TrainResult(
+            run_dir=self.s.run_dir, run_id=self.s.run_id, step=self.step, total_steps=self.s.total_steps,
+            test_acc=self.last_acc, best_acc=self.best_acc, rows=rows,
+            images_per_s=sum(rates) / len(rates) if rates else 0.0, elapsed=self.elapsed,
+        )
