@@ -1,0 +1,202 @@
+"""`export_model`: one call from a run or spec to checked files on disk (what `effconv export` runs).
+
+Order: resolve the source -> export into a staging folder -> onnx.checker (full) and shape
+inference -> parity on ONNX Runtime CPU (and on TensorRT for engines) -> move every file into
+place. Any failure, a parity failure included, raises before the move, so a failed export leaves
+no file behind (the issue's rule; a kept-but-failing file would be picked up by the next step).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from effconv.errors import UsageError
+from effconv.export.onnx import DEFAULT_OPSET, OnnxCheck, check_onnx, stage_onnx
+from effconv.export.parity import ParityResult, check_onnx_parity, random_inputs
+from effconv.export.staging import DEFAULT_EXTERNAL_DATA_THRESHOLD, commit, staging_dir
+
+FORMATS = ("onnx", "tensorrt")
+PRECISIONS = ("fp32", "fp16", "int8")
+CALIBRATION_IMAGES = 512  # int8 calibration set: a few hundred images cover the activation ranges
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    format: str = "onnx"
+    opset: int = DEFAULT_OPSET
+    dynamic_batch: bool = False
+    batch: int = 1  # the exported batch size (the example input's; any size with dynamic_batch)
+    precision: str = "fp32"
+    keep_io_fp32: bool = True
+    parity: bool = True
+    rtol: float | None = None  # None: the precision's default (effconv.export.parity.TOLERANCES)
+    atol: float | None = None
+    parity_images: int = 16  # random images, and as many real CIFAR-10 test images if available
+    data: Path | None = None  # CIFAR-10 source for the real-image parity set and int8 calibration
+    external_data_threshold: int = DEFAULT_EXTERNAL_DATA_THRESHOLD  # bytes of weights
+    seed: int = 0  # fresh weights and random parity inputs
+    timing_cache: Path | None = None  # TensorRT only
+    workspace_mib: int = 2048  # TensorRT only: builder scratch memory
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    source: str
+    files: tuple[Path, ...]  # everything written, in the order it was moved into place
+    onnx_path: Path
+    engine_path: Path | None
+    check: OnnxCheck
+    parity: tuple[ParityResult, ...]  # ONNX Runtime, then TensorRT for engines
+    metadata: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "files": [str(p) for p in self.files],
+            "onnx": str(self.onnx_path),
+            "engine": str(self.engine_path) if self.engine_path else None,
+            "check": {"opset": self.check.opset, "nodes": self.check.nodes,
+                      "inputs": {k: list(v) for k, v in self.check.inputs.items()},
+                      "outputs": {k: list(v) for k, v in self.check.outputs.items()},
+                      "external_data": self.check.external_data},
+            "parity": [p.to_dict() for p in self.parity],
+            "metadata": self.metadata,
+            "seconds": self.seconds,
+        }
+
+
+def default_output(source, fmt: str) -> Path:
+    """<spec name>.onnx (or .engine) in the current folder."""
+    return Path(f"{source.spec.name}.{'engine' if fmt == 'tensorrt' else 'onnx'}")
+
+
+def validate(options: ExportOptions) -> None:
+    if options.format not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {options.format!r}")
+    if options.precision not in PRECISIONS:
+        raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, not {options.precision!r}")
+    if options.precision == "int8" and options.format != "tensorrt":
+        raise UsageError("--precision int8 needs --format tensorrt (ONNX files are written as fp32 or fp16)")
+    if options.batch < 1 or options.parity_images < 0 or options.external_data_threshold < 0:
+        raise UsageError("--batch must be >= 1; --parity-images and --external-data-threshold >= 0")
+    if options.format == "tensorrt":
+        from effconv.export.tensorrt import require_tensorrt
+
+        require_tensorrt()
+
+
+def export_model(source: str | Path, out: str | Path | None = None,
+                 options: ExportOptions = ExportOptions()) -> ExportResult:
+    """Export `source` (run dir, checkpoint, zoo name or spec .toml) to `out`; see module docs."""
+    from effconv.export.metadata import build_metadata
+    from effconv.export.source import load_source
+
+    started = time.perf_counter()
+    validate(options)
+    if out is not None and not (Path(out).parent if str(Path(out).parent) else Path(".")).is_dir():
+        raise UsageError("output folder does not exist", path=Path(out).parent)  # before any work
+    src = load_source(source, seed=options.seed)
+    out = Path(out) if out is not None else default_output(src, options.format)
+    if options.format == "tensorrt" and out.suffix == ".onnx":
+        raise UsageError("with --format tensorrt, -o names the engine (e.g. model.engine); "
+                         "the ONNX file is written beside it", path=out)
+    folder = out.parent if str(out.parent) else Path(".")
+    onnx_precision = options.precision if options.format == "onnx" else "fp32"  # TensorRT casts itself
+    meta = build_metadata(src, precision=onnx_precision,
+                          io_fp16=onnx_precision == "fp16" and not options.keep_io_fp32)
+    onnx_name = out.name if options.format == "onnx" else out.with_suffix(".onnx").name
+    with staging_dir(folder) as stage:
+        staged, check, parity = _stage_checked(src, stage / onnx_name, stage / out.name, meta,
+                                               onnx_precision, options)
+        files = commit(staged, folder)
+    return ExportResult(
+        source=str(source), files=files, onnx_path=folder / onnx_name,
+        engine_path=folder / out.name if options.format == "tensorrt" else None, check=check,
+        parity=tuple(parity), metadata=meta, seconds=time.perf_counter() - started,
+    )
+
+
+def _stage_checked(src, onnx_path: Path, engine_path: Path, meta, onnx_precision: str, options):
+    """Export (and build the engine) inside the stage, run every check; return staged files in
+    commit order, the ONNX check and the parity results."""
+    staged = stage_onnx(src.model, onnx_path, src.input_shape(options.batch), opset=options.opset,
+                        dynamic_batch=options.dynamic_batch, metadata=meta, precision=onnx_precision,
+                        keep_io_fp32=options.keep_io_fp32,
+                        external_data_threshold=options.external_data_threshold)
+    check = check_onnx(staged[-1])
+    sets = parity_sets(src, options) if options.parity else []
+    parity = []
+    if options.parity:
+        # --rtol/--atol are for the final artifact: with TensorRT the ONNX step keeps fp32 defaults.
+        own = options.format == "onnx"
+        parity.append(check_onnx_parity(src.model, staged[-1], sets, precision=onnx_precision,
+                                        rtol=options.rtol if own else None, atol=options.atol if own else None))
+    if options.format == "tensorrt":
+        staged, engine_parity = _stage_engine(src, staged, engine_path, sets, options)
+        parity.extend(engine_parity)
+    return staged, check, parity
+
+
+def _stage_engine(src, staged, engine_path: Path, sets, options):
+    """Build the engine from the staged ONNX and check it; return all staged files + parity."""
+    from effconv.export.tensorrt import build_engine, check_engine_parity
+
+    onnx_path = staged[-1]
+    # Calibrate on training images: the test images are what the engine is then checked on.
+    calib = cifar_images(src, options.data, CALIBRATION_IMAGES, split="train") if options.precision == "int8" else None
+    engine_files = build_engine(onnx_path, engine_path, precision=options.precision,
+                                calibration_images=calib, timing_cache=options.timing_cache,
+                                workspace_mib=options.workspace_mib)
+    parity = []
+    if options.parity:
+        parity.append(check_engine_parity(src.model, engine_path, sets, precision=options.precision,
+                                          rtol=options.rtol, atol=options.atol))
+    return tuple(staged) + tuple(engine_files), parity
+
+
+def parity_sets(src, options: ExportOptions) -> list[tuple[str, np.ndarray]]:
+    """Seeded random images, plus real CIFAR-10 test images where the data and model allow."""
+    n = options.parity_images
+    sets = [("random", random_inputs(n, src.input_shape(1)[1:], seed=options.seed))]
+    real = cifar_images(src, options.data, n, split="test")
+    if real is not None:
+        sets.append(("cifar10-test", real))
+    return sets
+
+
+def cifar_images(src, data, n: int, *, split: str = "test") -> np.ndarray | None:
+    """The first `n` CIFAR-10 images of `split`, normalized with the source's mean/std, float32 NCHW;
+    None when the model is not a 32x32 RGB model, its normalization is unknown, or no data is found."""
+    spec = src.spec
+    if n == 0 or (spec.input_size, spec.in_channels) != (32, 3) or src.mean is None or src.std is None:
+        return None
+    from effconv.data import load_cifar10
+
+    source = data if data is not None else _default_data()
+    if source is None:
+        return None
+
+    return normalize(load_cifar10(source, split).images[:n], src.mean, src.std)
+
+
+def normalize(images: np.ndarray, mean, std) -> np.ndarray:
+    """uint8 NHWC images -> float32 NCHW, (x / 255 - mean) / std per channel (0-1 scale stats)."""
+    x = images.astype(np.float32) / 255.0
+    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def _default_data() -> Path | None:
+    """effconv.data's default search ($EFFCONV_DATA, ../shared/data, the cache); None if nothing is
+    there, and parity then runs on random images only (the report lists the sets it used)."""
+    from effconv.data import resolve_source
+
+    try:
+        return resolve_source(None)
+    except UsageError:
+        return None
