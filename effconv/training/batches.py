@@ -119,13 +119,21 @@ def crop_flip(images: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> t
 
 
 class EvalBatches:
-    """This rank's share of the first `limit` test images, normalized, in fixed order; re-iterable."""
+    """This rank's share of `limit` test images, normalized, in fixed order; re-iterable.
+
+    The `limit` images are a fixed random draw (seed 0, the same for every run so that runs compare
+    on the same images), not the first ones: archives list the test split class by class, and the
+    first N images would all be airplanes.
+    """
 
     def __init__(
         self, arrays: CifarArrays, device: torch.device, *, batch_size: int = 1000, shard: Shard = Shard(),
         channels_last: bool = False, limit: int | None = None,
     ) -> None:
         n = min(len(arrays), limit or len(arrays))
+        if n < len(arrays):
+            keep = np.sort(np.random.default_rng(0).permutation(len(arrays))[:n])
+            arrays = CifarArrays(arrays.images[keep], arrays.labels[keep], arrays.classes)
         lo, hi = shard.rank * n // shard.world, (shard.rank + 1) * n // shard.world
         part = CifarArrays(arrays.images[lo:hi], arrays.labels[lo:hi], arrays.classes)
         self.images, self.labels = to_device_uint8(part, device)

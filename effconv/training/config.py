@@ -42,7 +42,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model
     channels_last: bool = True  # NHWC memory format, used on CUDA only
     subset: int | None = None  # train on this many images (a fixed random subset), for quick runs
-    eval_subset: int | None = None  # evaluate on the first N test images (None: all 10,000)
+    eval_subset: int | None = None  # evaluate on N test images, a fixed random draw (None: all 10,000)
     device: str = "auto"  # auto: cuda if available (cuda:LOCAL_RANK under torchrun), else cpu
 
     DEFAULT_STEPS = 10_000  # when neither steps nor epochs is given

@@ -93,3 +93,16 @@ def test_eval_batches_shard_the_test_set():
     whole = torch.cat([y for _, y in EvalBatches(arrays, dev, batch_size=8, limit=30)])
     parts = [torch.cat([y for _, y in EvalBatches(arrays, dev, batch_size=8, shard=Shard(r, 2), limit=30)]) for r in range(2)]
     assert whole.tolist() == torch.cat(parts).tolist() == arrays.labels[:30].tolist()
+
+
+def test_eval_subset_draws_every_class_from_a_class_sorted_split():
+    # Archives list the test split class by class; a limited evaluation must not take the first N.
+    labels = np.repeat(np.arange(10), 100)
+    images = np.zeros((1000, 32, 32, 3), dtype=np.uint8)
+    arrays = CifarArrays(images, labels, tuple(str(i) for i in range(10)))
+    first = EvalBatches(arrays, torch.device("cpu"), limit=200)
+    second = EvalBatches(arrays, torch.device("cpu"), limit=200)
+    seen = torch.cat([y for _, y in first])
+    assert len(seen) == 200
+    assert set(seen.tolist()) == set(range(10))
+    assert torch.equal(seen, torch.cat([y for _, y in second]))  # the same draw every run
