@@ -15,7 +15,8 @@ COMMAND_MODULES = ("models", "profile", "export", "train", "latency", "experimen
 # command on each call, so `effconv profile x.onnx` imports effconv.cli.profile alone. A command
 # not listed here (or --help, or no command) imports every module, so nothing can go missing.
 COMMAND_HOME = {"profile": "profile", "cost": "profile", "latency": "latency", "backends": "latency",
-                "device": "latency", "models": "models", "export": "export", "train": "train"}
+                "device": "latency", "models": "models", "export": "export", "train": "train",
+                "experiment": "experiment", "compare": "experiment"}
 
 
 def register_commands(names: tuple[str, ...] = COMMAND_MODULES) -> None:

@@ -1,0 +1,319 @@
+"""The efficiency study's four experiments (section VII) as data, and the runner that trains them.
+
+An experiment is a set of runs (a zoo spec plus overrides) and the paper's claims about them; the
+claims' verdict rules live in effconv.experiments_report. `run_experiment` trains each run into
+OUT/<label>/ with effconv.train, skipping finished runs and resuming partial ones.
+
+Scale: `scale` 1.0 is the paper's recipe (the spec's [train] table: 20,000 Adam steps for the VGGs,
+300,000 for AlexNet). A smaller scale multiplies the steps by `scale` and trains on a fixed random
+subset of round(50,000 x scale) images (at least 10 batches); every run is evaluated `evals` times
+(on `eval_images` test images, the trainer's fixed random draw: default all 10,000 at full scale,
+max(500, 10,000 x scale) below).
+
+`width_mult` (< 1, for CI and CPU smoke runs only) narrows every conv and FC layer of the built
+model; such runs are not the paper's models: experiment.json records the multiplier, config.json's
+spec still describes the full-width model, and effconv.checkpoint.load_run cannot load them.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from effconv.errors import CheckFailedError, UsageError
+from effconv.io import write_text
+from effconv.runs import CONFIG, EXPERIMENT, RunSummary, read_points, read_run
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from effconv.specs import ModelSpec
+    from effconv.train import TrainConfig, TrainData
+
+CIFAR_TRAIN_IMAGES = 50_000
+DEFAULT_EVALS = 20  # evaluations per run, at any scale (enough points for a curve and its wobble)
+
+
+@dataclass(frozen=True)
+class Claim:
+    rule: str  # key of effconv.experiments_report.RULES
+    text: str  # what the paper says (paraphrased closely)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    label: str  # the run's folder name and its name in reports
+    spec: str  # zoo spec name
+    arch: tuple[tuple[str, Any], ...] = ()  # [arch] overrides (effconv.specs.with_arch)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    title: str
+    claims: tuple[Claim, ...]
+    runs: tuple[RunPlan, ...]
+
+
+_ACTS = ("relu", "swish", "elu", "crelu")
+
+
+def _vgg(act: str, suffix: str = "") -> str:
+    return "vgg19_3x3" + ("" if act == "relu" else f"_{act}") + suffix
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    "kernel-size": Experiment(
+        "kernel-size", "Kernel size: VGG-19 3x3 vs VGG-19 5x5 vs VGG-14 mixed kernels (section VII-a)",
+        (Claim("three_by_three_sufficient", "3x3 convolutions yield sufficient results (as VGG says)"),
+         Claim("larger_kernels_converge_worse", "convergence worsens when the kernel size increases"),
+         Claim("mixed_costs_more_time", "the shallower 14-layer net with larger kernels takes more "
+               "execution time (computation cost) than the 19-layer 3x3 net")),
+        (RunPlan("3x3", "vgg19_3x3"), RunPlan("5x5", "vgg19_5x5"), RunPlan("mixed", "vgg14_mixed")),
+    ),
+    "optimizer": Experiment(
+        "optimizer", "Optimizer: AlexNet with SGD momentum vs Adam, lr 0.005 (section VII-b)",
+        (Claim("adam_converges_faster", "Adam converges faster than momentum"),
+         Claim("adam_more_accurate", "Adam converges more accurately than momentum"),
+         Claim("adam_oscillates_less", "Adam oscillates less than momentum (its second moment damps it)"),
+         Claim("momentum_faster_start", "momentum converges faster at the very beginning")),
+        (RunPlan("momentum", "alexnet_cifar"), RunPlan("adam", "alexnet_cifar_adam")),
+    ),
+    "activation": Experiment(
+        "activation", "Activation: ReLU, Swish, ELU, CReLU on VGG-19 3x3 (section VII-c)",
+        (Claim("relu_best", "ReLU is on average the best activation"),
+         Claim("swish_close", "Swish is the exception: close to ReLU, not clearly worse"),
+         Claim("crelu_worst", "CReLU gives the worst results")),
+        tuple(RunPlan(a, _vgg(a)) for a in _ACTS),
+    ),
+    "batch-norm": Experiment(
+        "batch-norm", "Batch normalization: each activation with and without it, and LRN (section VII-d)",
+        (Claim("bn_doubles_time", "batch normalization increases the execution time nearly twofold"),
+         Claim("bn_raises_accuracy", "batch normalization raises accuracy"),
+         Claim("bn_helps_crelu_most", "the accuracy gain is most evident with CReLU")),
+        tuple(RunPlan(f"{a}-bn", _vgg(a)) for a in _ACTS)
+        + tuple(RunPlan(f"{a}-nobn", _vgg(a, "_nobn")) for a in _ACTS)
+        + (RunPlan("relu-lrn", "vgg19_3x3_lrn"),),
+    ),
+}
+
+
+def get_experiment(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        raise UsageError(f"unknown experiment {name!r}; known: {', '.join(EXPERIMENTS)}")
+    return EXPERIMENTS[name]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    scale: float = 1.0  # 0 < scale <= 1; 1.0 is the paper's recipe
+    width_mult: float = 1.0  # CI/CPU smoke runs only: narrows every layer (see the module doc)
+    evals: int = DEFAULT_EVALS
+    eval_images: int | None = None  # None: all at full scale, max(500, 10,000 x scale) below
+    batch_size: int | None = None  # None: the spec's
+    device: str = "auto"
+    seed: int = 0
+    threads: int | None = None  # torch intra-op threads on CPU (None: torch's default); 1 is far
+    # faster than 2 when other processes compete for the cores (idle threads spin at barriers)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.scale <= 1:
+            raise UsageError(f"--scale must be in (0, 1], got {self.scale}")
+        if not 0 < self.width_mult <= 1:
+            raise UsageError(f"--width-mult must be in (0, 1], got {self.width_mult}")
+        for flag, value in (("--evals", self.evals), ("--eval-images", self.eval_images), ("--threads", self.threads)):
+            if value is not None and value < 1:
+                raise UsageError(f"{flag} must be >= 1, got {value}")
+
+
+def run_config(spec: "ModelSpec", options: RunOptions) -> "TrainConfig":
+    """The spec's recipe shrunk to `options.scale` (see the module doc for the rules)."""
+    from effconv.train import config_from_table
+
+    base = config_from_table(spec.train, {"batch_size": options.batch_size}, source=spec.source)
+    steps = max(1, round(base.total_steps(CIFAR_TRAIN_IMAGES) * options.scale))
+    full = options.scale >= 1
+    subset = None if full else min(CIFAR_TRAIN_IMAGES, max(10 * base.batch_size, round(CIFAR_TRAIN_IMAGES * options.scale)))
+    return replace(
+        base, steps=steps, epochs=None, eval_every=max(1, steps // options.evals), log_every=max(1, min(50, steps // options.evals)),
+        subset=subset, eval_subset=eval_images(options), device=options.device, seed=options.seed,
+    )
+
+
+def eval_images(options: RunOptions) -> int | None:
+    """Test images per evaluation: all (None) at full scale, else max(500, 10,000 x scale)."""
+    if options.eval_images is not None:
+        return options.eval_images
+    return None if options.scale >= 1 else max(500, round(10_000 * options.scale))
+
+
+def narrow_model(model: "nn.Module", width: float) -> "nn.Module":
+    """Scale the channels of every Conv2d/Linear/BatchNorm by `width`, except the model's input
+    channels and its class count (CI only). Widths must stay whole numbers."""
+    from torch import nn
+
+    if width == 1.0:
+        return model
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+    def s(c: int) -> int:
+        v = c * width
+        if v < 1 or abs(v - round(v)) > 1e-9:
+            raise UsageError(f"--width-mult {width} does not divide a layer of {c} channels into a whole number")
+        return round(v)
+
+    for parent in list(model.modules()):
+        for name, m in list(parent.named_children()):
+            if isinstance(m, nn.Conv2d):
+                if m.groups != 1:
+                    raise UsageError("--width-mult supports plain convolutions only (no grouped or depthwise)")
+                cin = m.in_channels if m is layers[0] else s(m.in_channels)
+                new = nn.Conv2d(cin, s(m.out_channels), m.kernel_size, m.stride, m.padding, bias=m.bias is not None)
+            elif isinstance(m, nn.Linear):
+                new = nn.Linear(s(m.in_features), m.out_features if m is layers[-1] else s(m.out_features), bias=m.bias is not None)
+            elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                new = type(m)(s(m.num_features), eps=m.eps, momentum=m.momentum)
+            else:
+                continue
+            setattr(parent, name, new)
+    return model
+
+
+def build_run_model(spec: "ModelSpec", width: float, seed: int) -> "nn.Module":
+    """The spec's model, narrowed by `width`, with initial weights drawn from `seed`."""
+    import torch
+
+    from effconv.zoo import build_model
+
+    torch.manual_seed(seed)
+    return narrow_model(build_model(spec), width)
+
+
+def plan_spec(run: RunPlan) -> "ModelSpec":
+    from effconv.specs import load_spec, with_arch
+
+    spec = load_spec(run.spec)
+    return with_arch(spec, **dict(run.arch)) if run.arch else spec
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    plan: RunPlan
+    spec: "ModelSpec"
+    config: "TrainConfig"
+    run_dir: Path
+    done_steps: int  # steps already trained in run_dir (0: a new run)
+    complete: bool
+
+
+def plan_experiment(name: str, options: RunOptions, out: Path) -> list[PlannedRun]:
+    """Resolve every run of `name`: its spec, config, folder and how far it already got."""
+    planned = []
+    for run in get_experiment(name).runs:
+        spec = plan_spec(run)
+        config = run_config(spec, options)
+        run_dir = out / run.label
+        done, complete = _progress(run_dir, config.steps, options.width_mult)
+        planned.append(PlannedRun(run, spec, config, run_dir, done, complete))
+    return planned
+
+
+def _progress(run_dir: Path, steps: int, width: float) -> tuple[int, bool]:
+    if not (run_dir / "last.pt").is_file():
+        return 0, False
+    record = json.loads((run_dir / CONFIG).read_text(encoding="utf-8"))
+    meta = json.loads((run_dir / EXPERIMENT).read_text(encoding="utf-8")) if (run_dir / EXPERIMENT).is_file() else {}
+    if record.get("total_steps") != steps or float(meta.get("width_mult", 1.0)) != width:
+        raise UsageError(
+            f"holds a run of {record.get('total_steps')} steps at width {meta.get('width_mult', 1.0)}, not "
+            f"{steps} at width {width}; pick another --out or the same --scale/--width-mult", path=run_dir)
+    points = read_points(run_dir / "metrics.jsonl")
+    done = points[-1].step if points else 0
+    return done, meta.get("status") == "diverged" or done >= steps
+
+
+def run_experiment(
+    name: str, options: RunOptions, out: str | Path, *, data: "TrainData | None" = None,
+    data_source: str | Path | None = None,
+    on_run: Callable[[PlannedRun, int], None] | None = None, on_step: Callable[[int], None] | None = None,
+) -> list[RunSummary]:
+    """Train every run of experiment `name` into OUT/<label>/ (finished runs are skipped, partial
+    ones resumed); `on_run(planned, index)` is called before each run, `on_step(step)` every step."""
+    import torch
+
+    from effconv.train import load_train_data
+
+    out = Path(out)
+    planned = plan_experiment(name, options, out)
+    if data is None and not all(p.complete for p in planned):
+        data = load_train_data(data_source)
+    threads = torch.get_num_threads()
+    try:
+        if options.threads:
+            torch.set_num_threads(options.threads)
+        for index, item in enumerate(planned):
+            if on_run is not None:
+                on_run(item, index)
+            if not item.complete:
+                _train_one(name, item, options, data, on_step)
+    finally:
+        torch.set_num_threads(threads)
+    return [read_run(p.run_dir) for p in planned]
+
+
+def _train_one(name: str, item: PlannedRun, options: RunOptions, data, on_step) -> None:
+    from effconv import train as lib
+
+    model = build_run_model(item.spec, options.width_mult, item.config.seed)
+    meta = _meta(name, item, options)
+    t0, status = time.perf_counter(), "partial"
+    try:
+        if item.done_steps:
+            lib.resume(item.run_dir, data=data, model=model, on_step=on_step)
+        else:
+            item.run_dir.mkdir(parents=True, exist_ok=True)
+            lib.train(item.spec, item.config, data=data, out=item.run_dir, model=model, on_step=on_step)
+        status = "complete"
+    except CheckFailedError as exc:  # a non-finite loss: keep the curve up to the last checkpoint
+        status, meta["error"] = "diverged", str(exc)
+    finally:
+        meta["status"] = status
+        meta["wall_seconds"] = meta.get("wall_seconds", 0.0) + time.perf_counter() - t0
+        if (item.run_dir / CONFIG).is_file():
+            write_text(item.run_dir / EXPERIMENT, json.dumps(meta, indent=2) + "\n")
+
+
+def _meta(name: str, item: PlannedRun, options: RunOptions) -> dict[str, Any]:
+    path = item.run_dir / EXPERIMENT
+    old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return {
+        **old, "experiment": name, "label": item.plan.label, "spec": item.plan.spec, "scale": options.scale,
+        "width_mult": options.width_mult, "device_name": device_name(options.device),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def device_name(device: str) -> str:
+    """A readable name for the training device: the GPU's name, else the CPU model and threads."""
+    import torch
+
+    if device != "cpu" and torch.cuda.is_available() and (device == "auto" or device.startswith("cuda")):
+        return torch.cuda.get_device_name(torch.device("cuda" if device == "auto" else device))
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU {cpu}, {torch.get_num_threads()} torch threads"
+
+
+__all__ = ["EXPERIMENTS", "Claim", "Experiment", "PlannedRun", "RunOptions", "RunPlan",
+           "build_run_model", "get_experiment", "narrow_model", "plan_experiment", "run_config", "run_experiment"]
