@@ -12,19 +12,25 @@ Per step, block by block from the bottom:
 On one device the blocks still run one after another, so a step costs MORE time than backprop
 (the predictors' forward and backward are extra); the method's gain is that blocks on separate
 workers need not wait for each other, which a single-process run does not show.
+
+`effconv train SPEC --synthetic-gradients` trains a VGG-family spec this way (`run_synthetic`): the
+zoo model is cut at its max pools (`split_at_pools`), every block gets its own optimizer of the
+run's [train] choice, and the predictors learn with Adam at SG_LR.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from effconv.compare import History, TensorData, accuracy, batches, run_loop
+from effconv.methods import EvalPoint, Feed, History, LoopOptions, adam, run_loop
+from effconv.training.session import TrainData
+
+SG_LR = 1e-3  # Adam rate of the gradient predictors (their targets shrink as the blocks learn)
 
 
 def vgg_blocks(widths: Sequence[int] = (32, 64, 128), num_classes: int = 10, in_channels: int = 3) -> list[nn.Module]:
@@ -87,7 +93,7 @@ class SyntheticGradient(nn.Module):
         return self.out(self.body(h))
 
 
-def _score_fn(blocks: Sequence[nn.Module]):
+def _score_fn(blocks: Sequence[nn.Module]) -> Callable[[torch.Tensor], torch.Tensor]:
     def score(x: torch.Tensor) -> torch.Tensor:
         for block in blocks:
             block.eval()
@@ -112,45 +118,49 @@ def _output_channels(blocks: Sequence[nn.Module], sample: torch.Tensor) -> list[
 
 def train_synthetic(
     model_blocks: Sequence[nn.Module],
-    data: TensorData,
+    data: TrainData,
     steps: int,
     *,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    sg_lr: float = 1e-3,
+    opts: LoopOptions = LoopOptions(),
+    sg_lr: float = SG_LR,
     condition_on_labels: bool = False,
-    eval_every: int = 50,
-    seed: int = 0,
+    make_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer] | None = None,
+    on_eval: Callable[[EvalPoint], None] | None = None,
 ) -> History:
-    """Train `model_blocks` IN PLACE with synthetic gradients (see the module docstring); Adam for
-    blocks (lr) and predictors (sg_lr). History.extra holds `predictor_mse` (the regression loss,
-    mean over the last `eval_every` steps) and `top_predictor_cosine` (see top_predictor_cosine)."""
+    """Train `model_blocks` IN PLACE (moved to opts.device) with synthetic gradients (see the module
+    docstring). Each block gets `make_optimizer(params)` (default Adam at opts.lr); the predictors
+    Adam at `sg_lr`. History.extra holds `predictor_mse` (the regression loss, mean over the last
+    `eval_every` steps) and `top_predictor_cosine` (see top_predictor_cosine)."""
     if len(model_blocks) < 2:
         raise ValueError("synthetic gradients need at least two blocks")
-    torch.manual_seed(seed)
-    ncls = data.num_classes if condition_on_labels else 0
-    sgs = [SyntheticGradient(c, ncls) for c in _output_channels(model_blocks, data.x_train[:2])]
-    opts = [torch.optim.Adam(b.parameters(), lr=lr) for b in model_blocks]
+    feed = Feed(data, opts)
+    for block in model_blocks:
+        block.to(feed.device)
+    torch.manual_seed(opts.seed)  # the predictors' initial weights
+    ncls = feed.num_classes if condition_on_labels else 0
+    sgs = [SyntheticGradient(c, ncls).to(feed.device) for c in _output_channels(model_blocks, feed.sample)]
+    opts_ = [(make_optimizer or adam(opts.lr))(b.parameters()) for b in model_blocks]
     sg_opt = torch.optim.Adam([p for m in sgs for p in m.parameters()], lr=sg_lr)
-    stream = batches(data, batch_size, seed)
     sg_log: list[float] = []
 
-    def step_fn(_: int) -> float:
-        x, y = next(stream)
-        loss, sg_loss = synthetic_step(model_blocks, sgs, opts, x, y)
+    def step_fn(_: int) -> tuple[float, float]:
+        x, y = feed.next()
+        out = synthetic_step(model_blocks, sgs, opts_, x, y)
         sg_opt.zero_grad(set_to_none=True)
-        sg_loss.backward()
+        out.predictor_loss.backward()
         sg_opt.step()
-        sg_log.append(float(sg_loss.detach()))
-        return loss
+        sg_log.append(float(out.predictor_loss.detach()))
+        return out.loss, float((out.scores.argmax(1) == y).float().mean())
 
     history = run_loop(
-        "synthetic gradients", step_fn, lambda: accuracy(_score_fn(model_blocks), data.x_test, data.y_test),
-        steps=steps, eval_every=eval_every, eval_size=len(data.y_test),
+        "synthetic gradients", step_fn, lambda: feed.accuracy(_score_fn(model_blocks)),
+        steps=steps, eval_every=opts.eval_every, eval_size=feed.eval_size, on_eval=on_eval,
     )
-    tail = sg_log[-max(1, eval_every):]
-    cosine = top_predictor_cosine(model_blocks, sgs[-1], data.x_test[:256], data.y_test[:256])
-    return _with_extra(history, ("predictor_mse", sum(tail) / len(tail)), ("top_predictor_cosine", cosine))
+    tail = sg_log[-max(1, opts.eval_every):]
+    x, y = next(iter(feed.evalset))
+    cosine = top_predictor_cosine(model_blocks, sgs[-1], x[:256], y[:256])
+    extra = (("predictor_mse", sum(tail) / len(tail)), ("top_predictor_cosine", cosine))
+    return replace(history, extra=history.extra + extra)
 
 
 def top_predictor_cosine(
@@ -170,16 +180,22 @@ def top_predictor_cosine(
     return float(F.cosine_similarity(pred.flatten(), true.flatten(), dim=0))
 
 
+@dataclass(frozen=True)
+class SyntheticStep:
+    loss: float  # the true cross-entropy of the last block, batch mean
+    predictor_loss: torch.Tensor  # with its graph: sum over predictors of |pred - target|^2 / N
+    scores: torch.Tensor  # the last block's logits (detached), for training accuracy
+
+
 def synthetic_step(
     blocks: Sequence[nn.Module],
     predictors: Sequence[SyntheticGradient],
     optimizers: Sequence[torch.optim.Optimizer],
     x: torch.Tensor,
     y: torch.Tensor,
-) -> tuple[float, torch.Tensor]:
+) -> SyntheticStep:
     """One decoupled step: every block updates (its optimizer steps) from its predictor's
-    gradient, the last from the true loss. Returns (true loss, predictors' regression loss with
-    its graph, for the caller to minimise): sum over predictors of |pred - target|^2 / N."""
+    gradient, the last from the true loss. The caller minimises the returned predictor_loss."""
     sgs, opts = predictors, optimizers
     h, prev_pred, sg_losses, loss = x, None, [], 0.0
     for k, (block, opt) in enumerate(zip(blocks, opts)):
@@ -200,51 +216,73 @@ def synthetic_step(
             # Both are gradients of a batch-mean loss, so they scale like 1/N: sum per element, / N.
             sg_losses.append(F.mse_loss(prev_pred, inp.grad, reduction="sum") / len(y))
         prev_pred, h = (pred if k + 1 < len(blocks) else None), out
-    return loss, torch.stack(sg_losses).sum()
+    return SyntheticStep(loss, torch.stack(sg_losses).sum(), h.detach())
 
 
-def train_backprop(
-    model_blocks: Sequence[nn.Module],
-    data: TensorData,
-    steps: int,
-    *,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    eval_every: int = 50,
-    seed: int = 0,
-) -> History:
-    """The baseline: the same blocks chained, trained IN PLACE by ordinary backprop with Adam."""
-    torch.manual_seed(seed)
-    model = nn.Sequential(*model_blocks)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    stream = batches(data, batch_size, seed)
+# `effconv train SPEC --synthetic-gradients` ---------------------------------------------------------
+def check_synthetic(spec, config, distributed: bool = False) -> None:
+    """UsageError (exit 2) unless `spec` and `config` can be trained with synthetic gradients."""
+    from effconv.errors import UsageError
 
-    def step_fn(_: int) -> float:
-        model.train()
-        x, y = next(stream)
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return float(loss.detach())
+    where = "--synthetic-gradients"
+    if spec.family != "vgg":
+        raise UsageError(f"{where} trains VGG-family specs (cut at their max pools); {spec.name} is {spec.family!r}")
+    unsupported = {
+        "schedule": config.schedule != "constant", "precision": config.precision != "fp32",
+        "label_smoothing": config.label_smoothing > 0, "compile": config.compile,
+    }
+    named = [k for k, bad in unsupported.items() if bad]
+    if named or distributed:
+        what = ", ".join(named) or "torchrun (DDP)"
+        raise UsageError(f"{where} supports a constant rate, fp32, no label smoothing, no compile, one process; not: {what}")
 
-    return run_loop(
-        "backprop", step_fn, lambda: accuracy(_score_fn(model_blocks), data.x_test, data.y_test),
-        steps=steps, eval_every=eval_every, eval_size=len(data.y_test),
+
+def run_synthetic(setup) -> "TrainResult":
+    """Train `setup.model` (a zoo VGG) with synthetic gradients on the run's data and options
+    (steps, batch, optimizer and rate, augmentation, seed, eval_every, eval_subset).
+
+    The run directory holds what a normal run writes except last.pt: config.json (written by the
+    caller, `synthetic_gradients` true), metrics.jsonl/.csv with one row per evaluation, best.pt
+    (weights at the best test accuracy, so export and load_run work) and curve.png. Without last.pt
+    such a run cannot be resumed."""
+    from effconv import checkpoint as ckpt
+    from effconv.training.loop import run_meta
+    from effconv.training.metrics import MetricsLog, MetricsRow, Progress
+    from effconv.training.optim import build_optimizer
+    from effconv.training.session import TrainResult
+
+    cfg, run_dir = setup.config, setup.run_dir
+    check_synthetic(setup.spec, cfg, setup.runtime.distributed)
+    opts = LoopOptions(
+        cfg.batch_size, cfg.lr, cfg.eval_every, cfg.seed, cfg.augment, cfg.eval_subset, str(setup.runtime.device)
     )
+    log, best = MetricsLog(run_dir), {"acc": None}
+    progress = Progress(setup.total_steps, 0, quiet=setup.quiet, title=setup.spec.name)
 
+    def on_eval(p: EvalPoint) -> None:
+        prev = log.rows[-1] if log.rows else None
+        images = (p.step - (prev.step if prev else 0)) * cfg.batch_size
+        seconds = p.seconds - (prev.elapsed if prev else 0.0)
+        row = MetricsRow(p.step, p.loss, p.train_accuracy, p.accuracy, cfg.lr, images / max(seconds, 1e-9), p.seconds)
+        log.add(row)
+        if best["acc"] is None or p.accuracy > best["acc"]:
+            best["acc"] = p.accuracy
+            meta = run_meta(setup, "best", step=p.step, test_acc=p.accuracy, best_acc=p.accuracy, elapsed=p.seconds)
+            ckpt.save_checkpoint(run_dir / ckpt.BEST, {**meta, "model": setup.model.state_dict()})
+        log.write()
+        progress.update(row, best["acc"])
 
-def compare_synthetic(
-    data: TensorData, steps: int, *, widths: Sequence[int] = (32, 64, 128), seed: int = 0, **train_kwargs
-) -> tuple[History, History]:
-    """(synthetic gradients, backprop) from the same initial weights, batches and hyperparameters."""
-    torch.manual_seed(seed)
-    blocks = vgg_blocks(widths, data.num_classes, data.x_train.shape[1])
-    sg_kwargs = {k: train_kwargs.pop(k) for k in ("sg_lr", "condition_on_labels") if k in train_kwargs}
-    synthetic = train_synthetic(copy.deepcopy(blocks), data, steps, seed=seed, **train_kwargs, **sg_kwargs)
-    baseline = train_backprop(copy.deepcopy(blocks), data, steps, seed=seed, **train_kwargs)
-    return synthetic, baseline
+    try:
+        train_synthetic(split_at_pools(setup.model), setup.data, setup.total_steps, opts=opts,
+                        make_optimizer=lambda params: build_optimizer(params, cfg), on_eval=on_eval)
+    finally:
+        progress.close()
+    from effconv.plots import plot_training_curve
 
-
-def _with_extra(history: History, *items: tuple[str, float]) -> History:
-    return replace(history, extra=history.extra + tuple(items))
+    plot_training_curve(log.rows, run_dir / "curve.png", title=setup.run_id)
+    rows = tuple(log.rows)
+    return TrainResult(
+        run_dir=run_dir, run_id=setup.run_id, step=rows[-1].step, total_steps=setup.total_steps,
+        test_acc=rows[-1].test_acc, best_acc=best["acc"], rows=rows,
+        images_per_s=sum(r.images_per_s for r in rows) / len(rows), elapsed=rows[-1].elapsed,
+    )

@@ -2,8 +2,10 @@
 
 A run directory holds config.json (the resolved configuration), metrics.jsonl and metrics.csv,
 last.pt (full state for an exact resume) and best.pt (weights at the best test accuracy), and
-curve.png. Under `torchrun --nproc-per-node N -m effconv train ...` each process trains on its
-slice of every global batch with DistributedDataParallel; only rank 0 writes.
+curve.png (a `synthetic_gradients` run: no last.pt, see effconv.synthetic.run_synthetic). A
+"capsnet" spec trains with the margin loss (effconv.training.loop.OBJECTIVES). Under
+`torchrun --nproc-per-node N -m effconv train ...` each process trains on its slice of every
+global batch with DistributedDataParallel; only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ def resume(
     config = config_from_dict(record["config"], source=run_dir / ckpt.CONFIG)
     if steps is not None:
         config = dataclasses.replace(config, steps=steps, epochs=None)
+    if config.synthetic_gradients:
+        raise UsageError("a synthetic-gradient run keeps no last.pt and cannot be resumed; start a new run", path=run_dir)
     payload = ckpt.load_checkpoint(run_dir / ckpt.LAST)
     if data is None and data_source is None and record.get("data_source") and Path(record["data_source"]).exists():
         data_source = record["data_source"]
@@ -97,6 +101,10 @@ def _run(spec, config, data, data_source, cache_dir, run_dir, payload, quiet, mo
     rt = rtm.setup_runtime(config)
     switches = rtm.seed_everything(config, rt.shard.rank)
     try:
+        if config.synthetic_gradients:
+            from effconv.synthetic import check_synthetic
+
+            check_synthetic(spec, config, rt.distributed)  # before the data is read
         data = ses.take_subset(data or load_train_data(data_source, cache_dir), config)
         if config.batch_size > len(data.train):
             raise UsageError(f"batch size {config.batch_size} exceeds the {len(data.train)} training images")
@@ -110,6 +118,10 @@ def _run(spec, config, data, data_source, cache_dir, run_dir, payload, quiet, mo
             record = ses.run_record(spec, config, data, run_id, total, rt)
             _agree(rt, lambda: ses.start_run_dir(run_dir, record, rt.is_main))
         setup = ses.RunSetup(spec, config, rt, data, model, run_dir, run_id, total, payload, quiet)
+        if config.synthetic_gradients:
+            from effconv.synthetic import run_synthetic
+
+            return run_synthetic(setup)  # on_step is not offered there
         return Trainer(setup, on_step).run()
     finally:
         rtm.restore_switches(switches)

@@ -30,6 +30,7 @@ def train_command(
     eval_every: Annotated[Optional[int], typer.Option("--eval-every", help="Steps between test evaluations and checkpoints.")] = None,
     subset: Annotated[Optional[int], typer.Option("--subset", help="Train on N images (a fixed random subset), for quick runs.")] = None,
     target_acc: Annotated[Optional[float], typer.Option("--target-acc", help="Exit 1 unless the final test accuracy reaches this (0-1, or a percentage above 1).")] = None,
+    synthetic_gradients: Annotated[bool, typer.Option("--synthetic-gradients", help="VGG-family specs: train the blocks between max pools with synthetic gradients (no resume).")] = False,
     download: Annotated[bool, typer.Option("--download", help="Fetch the official archive into the cache if no data is found.")] = False,
     quiet: Quiet = False,
 ) -> None:
@@ -39,6 +40,8 @@ def train_command(
 
     Continue an interrupted run (Ctrl-C saves a checkpoint, exit 130): effconv train --resume runs/r20
 
+    Synthetic gradients (VGG family): effconv train vgg19_3x3 --synthetic-gradients --steps 2000 --out runs/vgg-sg
+
     Several GPUs (or CPU processes, with gloo): torchrun --nproc-per-node 2 -m effconv train resnet20
     """
     from effconv import train as lib
@@ -47,6 +50,7 @@ def train_command(
         "steps": steps, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "precision": precision,
         "seed": seed, "eval_every": eval_every, "subset": subset,
         "compile": True if compile_ else None, "deterministic": True if deterministic else None,
+        "synthetic_gradients": True if synthetic_gradients else None,
     }
     if resume is not None:
         others = [k for k, v in overrides.items() if v is not None and k != "steps"]

@@ -12,6 +12,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -43,11 +44,13 @@ class Trainer:
         self.evalset = EvalBatches(
             setup.data.test, device, shard=self.rt.shard, channels_last=self.channels_last, limit=self.cfg.eval_subset
         )
-        self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=self.cfg.label_smoothing)
         self.step, self.best_acc, self.last_acc, self.elapsed, self.saved_step = 0, None, None, 0.0, None
         self.log = MetricsLog(setup.run_dir)
         if setup.resume_payload is not None:
             self._restore(setup.resume_payload)
+        # before _wrap, which asks it whether DDP must expect unused parameters; its loss reads
+        # self.model (the wrapped model) when called
+        self.objective = OBJECTIVES.get(setup.spec.family, _cross_entropy)(self)
         self.model = self._wrap(self.module)
 
     # Set-up ---------------------------------------------------------------------------------------
@@ -57,7 +60,7 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.rt.device.index] if self.rt.device.type == "cuda" else None
-            model = DistributedDataParallel(module, device_ids=ids)
+            model = DistributedDataParallel(module, device_ids=ids, find_unused_parameters=self.objective.unused_parameters)
         return torch.compile(model) if self.cfg.compile else model
 
     def _autocast(self):
@@ -113,8 +116,7 @@ class Trainer:
     def _train_step(self) -> None:
         x, y = self.batches.next()
         with self._autocast():
-            logits = self.model(x)
-            loss = self.criterion(logits, y)
+            loss, logits = self.objective.fn(x, y)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -196,12 +198,7 @@ class Trainer:
         return bool(torch.stack(flags).all().item()) if flags else True
 
     def _meta(self, kind: str) -> dict:
-        return {
-            "kind": kind, "step": self.step, "total_steps": self.s.total_steps, "test_acc": self.last_acc,
-            "best_acc": self.best_acc, "elapsed": self.elapsed, "run_id": self.s.run_id,
-            "spec": ckpt.spec_to_dict(self.s.spec), "config": self.cfg.to_dict(),
-            "classes": list(self.s.data.train.classes), "mean": list(CIFAR_MEAN), "std": list(CIFAR_STD),
-        }
+        return run_meta(self.s, kind, step=self.step, test_acc=self.last_acc, best_acc=self.best_acc, elapsed=self.elapsed)
 
     def _full_state(self) -> dict:
         return {
@@ -235,3 +232,54 @@ class Trainer:
             test_acc=self.last_acc, best_acc=self.best_acc, rows=rows,
             images_per_s=sum(rates) / len(rates) if rates else 0.0, elapsed=self.elapsed,
         )
+
+
+def run_meta(setup: RunSetup, kind: str, *, step: int, test_acc, best_acc, elapsed: float) -> dict:
+    """The checkpoint fields besides the weights: what load_run and resume read back."""
+    return {
+        "kind": kind, "step": step, "total_steps": setup.total_steps, "test_acc": test_acc,
+        "best_acc": best_acc, "elapsed": elapsed, "run_id": setup.run_id,
+        "spec": ckpt.spec_to_dict(setup.spec), "config": setup.config.to_dict(),
+        "classes": list(setup.data.train.classes), "mean": list(CIFAR_MEAN), "std": list(CIFAR_STD),
+    }
+
+
+# Objectives: (images, labels) -> (loss, scores whose argmax is the class). Cross-entropy on the
+# model's logits unless the spec's family is listed here.
+@dataclass(frozen=True)
+class Objective:
+    fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+    unused_parameters: bool = False  # some parameters get no gradient (DDP must be told)
+
+
+def _cross_entropy(trainer: Trainer) -> Objective:
+    criterion = torch.nn.CrossEntropyLoss(label_smoothing=trainer.cfg.label_smoothing)
+
+    def fn(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = trainer.model(x)
+        return criterion(logits, y), logits
+
+    return Objective(fn)
+
+
+def _capsnet(trainer: Trainer) -> Objective:
+    """Margin loss on the class-capsule lengths (the model's output), plus the weighted
+    reconstruction loss when the arch has a decoder. Under DDP the decoder is left out: the model's
+    forward (what DDP wraps) returns lengths only, so the decoder's weights get no gradient there.
+    With a decoder the loss runs the unwrapped module (torch.compile then does not apply)."""
+    from effconv.zoo.capsnet import margin_loss, training_loss
+
+    if trainer.cfg.label_smoothing:
+        raise UsageError("label_smoothing applies to cross-entropy; capsnet trains with the margin loss")
+    decoder = trainer.module.decoder is not None
+    if decoder and not trainer.rt.distributed:
+        return Objective(lambda x, y: training_loss(trainer.module, x, y))
+
+    def fn(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        lengths = trainer.model(x)
+        return margin_loss(lengths, y), lengths
+
+    return Objective(fn, unused_parameters=decoder)
+
+
+OBJECTIVES: dict[str, Callable[[Trainer], Objective]] = {"capsnet": _capsnet}

@@ -1,4 +1,4 @@
-"""A small real CIFAR-10 subset, decoded once per session from the shared JPEG archive."""
+"""A small real CIFAR-10 subset: the first K images per class of the session's decoded archive."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ TEST_PER_CLASS = 100  # 1,000 evaluation images from the official test split
 
 
 @pytest.fixture(scope="session")
-def cifar_small(cifar_tar):
-    from effconv.compare import load_cifar_subset
+def cifar_small(cifar10):
+    from effconv.methods import subset_per_class
 
-    return load_cifar_subset(cifar_tar, TRAIN_PER_CLASS, TEST_PER_CLASS)
+    return subset_per_class(cifar10, TRAIN_PER_CLASS, TEST_PER_CLASS)

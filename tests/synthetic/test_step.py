@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -34,7 +35,8 @@ def test_first_step_moves_only_the_head_and_matches_backprop():
     blocks, predictors, opts, x, y = _setup(condition=False)
     ref = torch.nn.Sequential(*copy.deepcopy(blocks))
     before = [copy.deepcopy(b.state_dict()) for b in blocks]
-    loss, _ = synthetic_step(blocks, predictors, opts, x, y)
+    out = synthetic_step(blocks, predictors, opts, x, y)
+    loss = out.loss
 
     ref_opt = torch.optim.Adam(ref.parameters(), lr=1e-2)
     ref_loss = F.cross_entropy(ref(x), y)
@@ -66,21 +68,21 @@ def test_predictors_regress_onto_the_gradient_from_the_block_above(condition):
     (target0,) = torch.autograd.grad(h1, h0, grad_outputs=pred1.detach())
     expected = ((pred0 - target0) ** 2).sum() / 8 + ((pred1 - target1) ** 2).sum() / 8
 
-    _, sg_loss = synthetic_step(blocks, predictors, opts, x, y)
-    assert float(sg_loss) == pytest.approx(float(expected), rel=1e-5)
-    assert float(expected) > 0
+    sg_loss = synthetic_step(blocks, predictors, opts, x, y).predictor_loss
+    assert float(sg_loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
+    assert float(expected.detach()) > 0
     sg_loss.backward()  # the regression loss reaches the predictors' parameters only
     assert all(p.grad is not None for m in predictors for p in m.parameters())
 
 
 def test_rejects_a_single_block():
-    from effconv.compare import TensorData
+    from effconv.data import CLASSES, CifarArrays
     from effconv.synthetic import train_synthetic
+    from effconv.training.session import TrainData
 
-    data = TensorData(torch.zeros(4, 3, 8, 8), torch.zeros(4, dtype=torch.int64), torch.zeros(2, 3, 8, 8),
-                      torch.zeros(2, dtype=torch.int64))
+    split = CifarArrays(np.zeros((4, 32, 32, 3), np.uint8), np.zeros(4, np.int64), CLASSES)
     with pytest.raises(ValueError, match="at least two blocks"):
-        train_synthetic([torch.nn.Flatten()], data, 1)
+        train_synthetic([torch.nn.Flatten()], TrainData(split, split), 1)
 
 
 def test_zoo_vgg_splits_into_blocks_that_chain_to_the_model_and_train():
@@ -102,8 +104,8 @@ def test_zoo_vgg_splits_into_blocks_that_chain_to_the_model_and_train():
     channels = (64, 128, 256, 512)  # outputs of the first four blocks
     predictors = [SyntheticGradient(c) for c in channels]
     opts = [torch.optim.Adam(b.parameters(), lr=1e-3) for b in blocks]
-    loss, sg_loss = synthetic_step(blocks, predictors, opts, x, torch.tensor([3, 7]))
-    assert loss > 0 and float(sg_loss) > 0
+    out = synthetic_step(blocks, predictors, opts, x, torch.tensor([3, 7]))
+    assert out.loss > 0 and float(out.predictor_loss.detach()) > 0 and out.scores.shape == (2, 10)
 
 
 def test_split_needs_two_pools():

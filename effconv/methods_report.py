@@ -5,25 +5,30 @@ wall time).
 The CNN baseline keeps the CapsNet's stem and primary convolution (same initial weights), drops the
 capsules and routing, and classifies with a two-layer fully connected head whose width is chosen so
 that its Mult-Adds per image match those of the capsule layer (W_ij transforms plus routing).
-Run: `python -m effconv.compare_report ARCHIVE OUT_DIR [STEPS]`.
+Run (no `effconv experiment` needed): `python -m effconv.methods_report DATA OUT_DIR [STEPS]`, with
+DATA any CIFAR-10 source `effconv train --data` takes (e.g. ../shared/data/cifar10-jpg.tar.xz) and
+STEPS the training steps of every method (default 300). The committed report (120 steps) is
+reports/methods/comparison.md.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from effconv.compare import History, TensorData, load_cifar_subset, train_classifier
 from effconv.io import atomic_path, write_text
-from effconv.synthetic import compare_synthetic
+from effconv.methods import History, LoopOptions, load_cifar_subset, train_classifier
+from effconv.synthetic import train_synthetic, vgg_blocks
+from effconv.training.session import TrainData
 from effconv.zoo.capsnet import CapsNet, training_loss
 
 SMALL_CAPSNET = dict(
@@ -74,23 +79,29 @@ def static_cost(model: nn.Module, input_shape: tuple[int, ...], folder: Path) ->
 
 
 def compare_capsnet(
-    data: TensorData, steps: int, *, arch: dict | None = None, folder: Path, seed: int = 0, **train_kwargs
+    data: TrainData, steps: int, *, arch: dict | None = None, folder: Path, opts: LoopOptions = LoopOptions()
 ) -> Pair:
     """CapsNet (margin + reconstruction loss) against `matched_cnn` (cross-entropy), same batches."""
-    torch.manual_seed(seed)
-    caps = CapsNet(**(arch or SMALL_CAPSNET), num_classes=data.num_classes)
+    torch.manual_seed(opts.seed)
+    caps = CapsNet(**(arch or SMALL_CAPSNET), num_classes=len(data.train.classes))
     cnn = matched_cnn(caps)
-    shape = tuple(data.x_train.shape[1:])
+    shape = (3, 32, 32)
     costs = {"CapsNet": static_cost(caps, shape, folder), "CNN": static_cost(cnn, shape, folder)}
-    h_caps = train_classifier(
-        caps, data, method="CapsNet", loss_fn=lambda m, x, y: training_loss(m, x, y)[0], steps=steps, seed=seed,
-        **train_kwargs,
-    )
-    h_cnn = train_classifier(
-        cnn, data, method="CNN", loss_fn=lambda m, x, y: F.cross_entropy(m(x), y), steps=steps, seed=seed,
-        **train_kwargs,
-    )
+    h_caps = train_classifier(caps, data, method="CapsNet", steps=steps, loss_fn=training_loss, opts=opts)
+    h_cnn = train_classifier(cnn, data, method="CNN", steps=steps, opts=opts)
     return Pair("CapsNet against a CNN of similar cost", h_caps, h_cnn, costs)
+
+
+def compare_synthetic(
+    data: TrainData, steps: int, *, widths: Sequence[int] = (32, 64, 128), opts: LoopOptions = LoopOptions()
+) -> Pair:
+    """Synthetic gradients against backprop on `vgg_blocks(widths)`: same initial weights, batches
+    and hyperparameters."""
+    torch.manual_seed(opts.seed)
+    blocks = vgg_blocks(widths, len(data.train.classes))
+    synthetic = train_synthetic(copy.deepcopy(blocks), data, steps, opts=opts)
+    baseline = train_classifier(nn.Sequential(*copy.deepcopy(blocks)), data, method="backprop", steps=steps, opts=opts)
+    return Pair("Synthetic gradients against backprop (VGG-style blocks)", synthetic, baseline)
 
 
 def verdict(a: History, b: History) -> list[str]:
@@ -154,41 +165,61 @@ def plot_pairs(pairs: list[Pair], path: Path) -> Path:
 
 
 def run_comparisons(
-    data: TensorData,
+    data: TrainData,
     out_dir: str | Path,
     *,
     steps: int,
     setup: str = "",
     capsnet_arch: dict | None = None,
     widths: tuple[int, ...] = (32, 64, 128),
-    **train_kwargs,
+    opts: LoopOptions = LoopOptions(),
 ) -> Path:
-    """Both comparisons at the given scale (`train_kwargs`: batch_size, lr, eval_every, seed);
-    writes `comparison.md` and `comparison.png` in `out_dir` (which must exist); returns the .md path."""
+    """Both comparisons at the given scale; writes `comparison.md` and `comparison.png` in
+    `out_dir` (created if missing); returns the .md path."""
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     pairs = [
-        compare_capsnet(data, steps, arch=capsnet_arch, folder=out_dir, **train_kwargs),
-        Pair("Synthetic gradients against backprop (VGG-style blocks)",
-             *compare_synthetic(data, steps, widths=widths, **train_kwargs)),
+        compare_capsnet(data, steps, arch=capsnet_arch, folder=out_dir, opts=opts),
+        compare_synthetic(data, steps, widths=widths, opts=opts),
     ]
     plot_pairs(pairs, out_dir / "comparison.png")
     return write_text(out_dir / "comparison.md", render_markdown(pairs, setup, "comparison.png"))
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else the platform's processor string."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def main(argv: list[str]) -> None:
-    archive, out_dir = Path(argv[0]), Path(argv[1])
+    if len(argv) < 2:
+        raise SystemExit("usage: python -m effconv.methods_report DATA OUT_DIR [STEPS]")
+    source, out_dir = Path(argv[0]), Path(argv[1])
     steps = int(argv[2]) if len(argv) > 2 else 300
-    per_class, test_per_class, batch = 500, 100, 32
-    data = load_cifar_subset(archive, per_class, test_per_class)
+    per_class, test_per_class, batch, widths = 500, 100, 32, (16, 32, 64)
+    data = load_cifar_subset(source, per_class, test_per_class)
     setup = (
-        f"Data: CIFAR-10 JPEG archive ({archive.name}; JPEG re-encoding costs about a point of accuracy), "
-        f"first {per_class} training and {test_per_class} test images per class. One seed, Adam lr 1e-3, "
-        f"batch {batch}, {steps} steps; VGG-style blocks of widths 16/32/64. Wall time: training only, host clock, {torch.get_num_threads()} torch "
-        f"threads on this machine (CPU); evaluation excluded."
+        f"Run {time.strftime('%Y-%m-%d')} on {cpu_model()} (CPU, {torch.get_num_threads()} torch threads), "
+        f"torch {torch.__version__}: `python -m effconv.methods_report {source.name} OUT {steps}`.\n\n"
+        f"Data: CIFAR-10 ({source.name}), first {per_class} training and {test_per_class} test images per "
+        f"class. The JPEG re-encoded CIFAR-10 runs about a point below the official release. "
+        f"Scale: one seed, Adam lr 1e-3, batch {batch}, {steps} steps, no augmentation; VGG-style blocks "
+        f"of widths {'/'.join(map(str, widths))}. Wall time: training only, host clock; evaluation excluded."
     )
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    setup += f" Load average at the start: {load:.1f} (runnable processes; above the core count, wall times are inflated and noisy)."
     start = time.perf_counter()
     md = run_comparisons(
-        data, out_dir, steps=steps, setup=setup, widths=(16, 32, 64), batch_size=batch, eval_every=max(1, steps // 6)
+        data, out_dir, steps=steps, setup=setup, widths=widths,
+        opts=LoopOptions(batch_size=batch, eval_every=max(1, steps // 6)),
     )
     print(md.read_text(encoding="utf-8"))
     print(f"(total {time.perf_counter() - start:.0f} s)")
