@@ -8,9 +8,12 @@ crash mid-write leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import io
 import json
 import random
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +23,7 @@ import numpy as np
 
 from effconv.errors import InvalidInputError, UsageError
 from effconv.io import atomic_path
+from effconv.safety import refuse_code_in_pickle
 
 if TYPE_CHECKING:
     import torch
@@ -36,9 +40,26 @@ def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> Path:
 
     buffer = io.BytesIO()
     torch.save({"format": FORMAT, **payload}, buffer)
+    remove_stale_temporaries(path)
     with atomic_path(path, suffix=".pt") as tmp:
         _write(tmp, buffer.getbuffer())
     return Path(path)
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Delete the half-written `.<name>.XXXXXXXX.pt` files that a writer killed mid-save (kill -9,
+    power loss) left beside `path`; return them. Only effconv's own temporary-file pattern
+    (effconv.io.atomic_path: mkstemp's 8 random characters) is touched, and one writer per run
+    directory is assumed, so no live save is in progress."""
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.pt")
+    removed = []
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.pt"):
+        if pattern.fullmatch(stale.name) and stale.is_file() and not stale.is_symlink():
+            with contextlib.suppress(OSError):  # gone already, or a read-only folder: harmless
+                stale.unlink()
+                removed.append(stale)
+    return removed
 
 
 def _write(path: Path, data: memoryview) -> None:
@@ -47,12 +68,14 @@ def _write(path: Path, data: memoryview) -> None:
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load an effconv checkpoint with weights_only=True; InvalidInputError if it is not one."""
+    """Load an effconv checkpoint with weights_only=True, after a scan of its pickle for imports
+    beyond tensors and plain values; InvalidInputError if it is not one."""
     import torch
 
     path = Path(path)
     if not path.is_file():
         raise UsageError("checkpoint not found", path=path)
+    refuse_code_in_pickle(path)  # a second line of defence: scan the opcodes before unpickling
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # corrupt, truncated, or holding objects weights_only refuses

@@ -141,6 +141,9 @@ def _decode(raw: bytes, label: str, limits: Limits) -> Any:
         raise rebuild_error(msg["module"], msg["qualname"], msg["message"], msg.get("path"), msg["exit_code"])
     if kind == "memory":
         raise ResourceLimitError(f"{label}: out of memory under the {limits.mem_limit_mb} MB limit (MemoryError)")
+    if kind == "internal":  # a Python exception that is no EffconvError: a bug, as main's catch-all says
+        raise RuntimeCrashError(f"{label}: {msg['message']} in the isolated child "
+                                "(rerun with --debug --no-isolate for the traceback)")
     raise RuntimeCrashError(f"{label}: {msg.get('message', 'the isolated child failed')}")
 
 
@@ -187,7 +190,7 @@ def _child_main(sender, fn, args, kwargs, limits: Limits, err_path: str) -> None
         payload = json.dumps({"kind": "memory"})
     except Exception as exc:  # a bug or a native library's Python-level error: one line, exit 5
         first = (str(exc).strip().splitlines() or [""])[0][:300]
-        payload = json.dumps({"kind": "crash", "message": f"{type(exc).__name__}: {first}"})
+        payload = json.dumps({"kind": "internal", "message": f"{type(exc).__name__}: {first}"})
     sender.send_bytes(payload.encode("utf-8"))
     sender.close()
 

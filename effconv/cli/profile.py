@@ -15,6 +15,7 @@ from effconv.cli.options import (
     Precision, Threads, TorchMode, WarmupMs, latency_options,
 )
 from effconv.errors import CheckFailedError, UsageError
+from effconv.sandbox import DEFAULT_MEM_LIMIT_MB, DEFAULT_TIMEOUT_S, Limits, profile_onnx_isolated
 
 DEFAULT_MODEL = "mobilenet_v1"
 # Latency defaults for `effconv profile`: short enough that the default run (MobileNet v1 224 on
@@ -47,6 +48,20 @@ Top = Annotated[int, typer.Option("--top", min=0, help="Per-layer table: the N c
 Crosscheck = Annotated[bool, typer.Option("--crosscheck", help="Zoo models: compare with fvcore (exit 1 if they differ).")]
 Latency = Annotated[
     bool, typer.Option("--latency/--no-latency", help="Also measure latency (end to end, then per layer); --no-latency: static only.")
+]
+Isolate = Annotated[
+    Optional[bool],
+    typer.Option("--isolate/--no-isolate", show_default=False, rich_help_panel="Sandbox",
+                 help="Parse the model in a child process with memory and time limits (default: ONNX files yes, "
+                      "zoo models no): a native crash is exit 5, a limit exit 4."),
+]
+MemLimitMb = Annotated[
+    int, typer.Option("--mem-limit-mb", min=0, rich_help_panel="Sandbox",
+                      help="Address-space limit of the isolated parse, MB (0: none).")
+]
+TimeoutS = Annotated[
+    float, typer.Option("--timeout-s", min=0, rich_help_panel="Sandbox",
+                        help="Wall-clock limit of the isolated parse, seconds (0: none).")
 ]
 
 
@@ -85,18 +100,22 @@ def profile_cmd(
     device_profile: DeviceProfile = None,
     budget_ms: BudgetMs = None,
     latency_plot: LatencyPlot = None,
+    isolate: Isolate = None,
+    mem_limit_mb: MemLimitMb = DEFAULT_MEM_LIMIT_MB,
+    timeout_s: TimeoutS = DEFAULT_TIMEOUT_S,
     quiet: Quiet = False,
 ) -> None:
     """Per-layer Mult-Adds and parameters of an ONNX model by layer type, then its measured latency.
 
     One fused multiply-add counts 1. Latency runs on the best available backend (or --backend):
     end to end, then per layer type beside each type's Mult-Adds share; --no-latency keeps the
-    profile static.
+    profile static. ONNX files are parsed in a child process with --mem-limit-mb and --timeout-s
+    limits (a crash there is exit 5, a limit exit 4); zoo models, exported by effconv, in-process.
 
     Example: [bold]effconv profile model.onnx --backend ort-cuda --batch 8 --precision fp16 --json p.json[/]
     (static only: [bold]effconv profile model.onnx --no-latency[/]; zoo: [bold]effconv profile mobilenet_v1 --crosscheck[/]).
     """
-    from effconv.profile import onnx_source, profile_source
+    from effconv.profile import onnx_source
     from effconv.profile.report import render_profile, write_reports
 
     options = None
@@ -110,7 +129,9 @@ def profile_cmd(
         raise UsageError("--budget-ms and --latency-plot need the latency run; drop --no-latency")
     shapes = _shapes(input_shape)
     with onnx_source(source or DEFAULT_MODEL, input_shapes=shapes, batch=batch) as src:
-        prof = profile_source(src, input_shapes=shapes, batch=batch, convention=convention, strict=strict)
+        limits = Limits(mem_limit_mb or None, timeout_s or None)
+        prof = _static_profile(src, isolate, limits, input_shapes=shapes, batch=batch, convention=convention,
+                               strict=strict)
         check = _crosscheck(src) if crosscheck else None
         if not quiet:
             render_profile(console, prof, layers=layers, all_layers=all_layers, top=top)
@@ -126,6 +147,22 @@ def profile_cmd(
         from effconv.latency.report import check_budget
 
         check_budget(report, budget_ms)
+
+
+def _static_profile(src, isolate: bool | None, limits: Limits, **options):
+    """The static profile, parsed in a limited child process unless `isolate` is False (default:
+    isolate files from outside; a zoo model's export is effconv's own and stays in-process)."""
+    from effconv.profile import profile_source
+
+    in_child = src.spec is None if isolate is None else isolate
+    if not in_child:
+        return profile_source(src, **options)
+    from dataclasses import replace
+
+    if src.spec is not None:  # a zoo export has static shapes: profile_source ignores these too
+        options = {**options, "input_shapes": None, "batch": None}
+    prof = profile_onnx_isolated(src.path, limits=limits, model=src.model, **options)
+    return replace(prof, temporary_onnx=src.spec is not None)
 
 
 def _measure(prof, src, options, quiet: bool):

@@ -114,7 +114,8 @@ def fold_constants(graph: onnx.GraphProto) -> int:
             continue
         try:
             values[t.name] = numpy_helper.to_array(t)
-        except (ValueError, TypeError):  # malformed data: not folded; the checker reports it
+        except (ValueError, TypeError, KeyError):  # malformed data, an unknown data_type (KeyError):
+            # not folded; the checker and inference judge the nodes that read it
             continue
     keep, folded = [], {}
     for node in graph.node:

@@ -17,7 +17,7 @@ from pathlib import Path
 import onnx
 from onnx import TensorProto, helper
 
-from effconv.errors import InvalidInputError, UsageError
+from effconv.errors import InvalidInputError, ResourceLimitError, UsageError
 from effconv.profile.fold import fold_constants
 from effconv.safety import check_external_data, is_lfs_pointer, tensor_byte_size
 
@@ -117,6 +117,9 @@ def _load_checked(
         inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=True, data_prop=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise InvalidInputError(f"not a valid ONNX model: {_first_line(exc)}", path=path) from exc
+    except MemoryError as exc:  # std::bad_alloc in the checker or inference: dims asking for too much
+        raise ResourceLimitError(f"out of memory while checking and inferring shapes ({_first_line(exc)})",
+                                 path=path) from exc
     params = _params(model)
     return Graph(
         path=path,

@@ -58,7 +58,11 @@ def prepare_folder(folder: Path) -> None:
 
 
 def run_one(data: bytes, folder: Path, args: tuple[str, ...] = ("--batch", "1")) -> Outcome:
-    """Profile `data` as FILE in `folder` through the CLI entry point, in this process."""
+    """Profile `data` as FILE in `folder` through the CLI entry point, in this process.
+
+    --no-isolate: the worker is already the sandbox (a daemon process, which may not start the CLI's
+    own child), and one parse per input keeps the fuzzer at tens of inputs a second; the isolated
+    path is checked against this one in tests/safety/test_profile_isolation.py."""
     from effconv.cli import main
 
     path, out = folder / "fuzz.onnx", folder / "out.json"
@@ -67,7 +71,7 @@ def run_one(data: bytes, folder: Path, args: tuple[str, ...] = ("--batch", "1"))
     err, std = io.StringIO(), io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(std):
         try:
-            main(["profile", str(path), "--no-latency", *args, "--json", str(out)])
+            main(["profile", str(path), "--no-latency", "--no-isolate", *args, "--json", str(out)])
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -121,7 +125,7 @@ class Worker:
         if self.conn.poll(timeout_s):
             try:
                 return Outcome(*self.conn.recv())
-            except EOFError:
+            except (EOFError, OSError):  # the worker died mid-answer (reset connection)
                 pass
         return self._died(timeout_s)
 

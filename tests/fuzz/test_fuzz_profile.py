@@ -81,3 +81,33 @@ def test_mutated_models_never_break_the_contract(worker, r: random.Random):
     assert out.code in harness.ALLOWED_CODES, (applied, out)
     assert not out.traceback, (applied, out)
     assert not out.json_wrong, (applied, out)
+
+
+def _conv_model(nodes, inits):
+    """x[1,2,5,5] -> NODES -> y[1,2,3,3] (a 3x3 Conv of weights `w` closes the graph)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [numpy_helper.from_array(np.ones((2, 2, 3, 3), np.float32), "w"), *inits]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 5, 5])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 3, 3])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m.SerializeToString()
+
+
+def _unknown_dtype() -> bytes:
+    """Found by the 10,000-input run (seed 0, input 8342): an initializer of data_type 37119.
+    (Input 1324, std::bad_alloc in shape inference, is tests/safety/test_profile_isolation.py's
+    huge-pads model.)"""
+    from onnx import TensorProto, helper
+
+    bad = TensorProto(name="z", data_type=37119, dims=[1], raw_data=b"\0" * 4)
+    return _conv_model([helper.make_node("Conv", ["x", "w"], ["y"])], [bad])
+
+
+def test_unknown_data_type_found_by_the_long_run(worker):
+    """Before the fix: KeyError in constant folding, exit 5 with "rerun with --debug" (internal).
+    The unused initializer is left alone now; the Conv is profiled."""
+    out = worker.run(_unknown_dtype(), ("--quiet",))
+    assert out.code == 0 and not out.internal and out.ok, out

@@ -134,6 +134,20 @@ def test_kill_9_during_checkpoint_write_keeps_the_previous_one(tmp_path):
     payload = checkpoint.load_checkpoint(last)
     assert payload["step"] == 1 and float(payload["model"]["w"].sum()) == 100_000
     assert [p.name for p in tmp_path.glob(".last.pt.*")], "the half-written temporary file should be beside it"
+    checkpoint.save_checkpoint(last, {"step": 3, "model": {"w": torch.ones(10)}})  # the next save cleans up
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+def test_stale_temporary_cleanup_touches_only_its_own_pattern(tmp_path):
+    from effconv import checkpoint
+
+    names = [".last.pt.ab_c12z9.pt", ".last.pt.toolong123.pt", ".last.pt.ab_c12z9.tmp", ".best.pt.ab_c12z9.pt",
+             "last.pt.ab_c12z9.pt", ".last.pt.AB_C12Z9.pt"]
+    for n in names:
+        (tmp_path / n).write_bytes(b"x")
+    removed = checkpoint.remove_stale_temporaries(tmp_path / "last.pt")
+    assert [p.name for p in removed] == [".last.pt.ab_c12z9.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[1:])
 
 
 def test_full_disk_during_checkpoint_write(tmp_path, monkeypatch):
