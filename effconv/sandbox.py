@@ -1,8 +1,9 @@
 """Run a function in a child process with memory and time limits, so untrusted input cannot take
 the CLI down with it.
 
-The child is started with the "spawn" context (a fresh interpreter: no fork after torch or
-ONNX Runtime have started threads), sets RLIMIT_AS and RLIMIT_CPU on itself, runs the function
+The child is forked when neither torch nor ONNX Runtime is loaded in the parent (so no native
+thread pool can be copied mid-lock; a fork costs milliseconds where a fresh interpreter costs about
+a second of imports), and started with "spawn" otherwise (or when EFFCONV_SPAWN=1). It sets RLIMIT_AS and RLIMIT_CPU on itself, runs the function
 and sends back one JSON message: its result (which must be plain data: dict, list, str, numbers,
 bool, None) or its error as class name and message. Nothing the child sends is unpickled.
 
@@ -55,7 +56,7 @@ def run_isolated(fn: Callable, *args, mem_limit_mb: int | None = DEFAULT_MEM_LIM
 def run_in_child(fn: Callable, args: tuple = (), kwargs: Mapping[str, Any] | None = None,
                  limits: Limits = Limits(), *, label: str = "child") -> Any:
     """Like `run_isolated`, with the limits as one value and `label` (e.g. the file) in messages."""
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context(_start_method())
     receiver, sender = ctx.Pipe(duplex=False)
     with tempfile.TemporaryDirectory(prefix="effconv-sandbox-") as tmp:
         err_path = Path(tmp) / "stderr"
@@ -78,6 +79,14 @@ def run_in_child(fn: Callable, args: tuple = (), kwargs: Mapping[str, Any] | Non
         raise _from_exit(proc.exitcode, tail, limits, label)
     _forward(tail)
     return _decode(raw, label, limits)
+
+
+def _start_method() -> str:
+    """"fork" unless a library that starts native threads (torch, ONNX Runtime) is loaded."""
+    threaded = any(name in sys.modules for name in ("torch", "onnxruntime"))
+    if threaded or "fork" not in multiprocessing.get_all_start_methods() or os.environ.get("EFFCONV_SPAWN") == "1":
+        return "spawn"
+    return "fork"
 
 
 def _receive(receiver, proc, timeout_s: float | None, label: str) -> bytes | None:

@@ -4,6 +4,7 @@ CLI process lives on."""
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
 
@@ -26,13 +27,19 @@ def test_isolated_profile_equals_the_in_process_one(name, kw):
 
 
 def test_cli_parses_in_a_child_by_default(cli, tmp_path, monkeypatch):
-    """The parent's own parser is sabotaged: by default the profile still works (the child imported
-    a clean copy); with --no-isolate the sabotage is hit."""
+    """The parser is sabotaged in the parent process only: by default the profile still works (it
+    runs in another process, forked or spawned); with --no-isolate the sabotage is hit."""
+    import os
+
     import effconv.profile as prof
     from effconv.errors import InvalidInputError
 
+    parent, real = os.getpid(), prof.load_graph
+
     def sabotaged(path, **kw):
-        raise InvalidInputError("parsed in the parent", path=path)
+        if os.getpid() == parent:
+            raise InvalidInputError("parsed in the parent", path=path)
+        return real(path, **kw)
 
     monkeypatch.setattr(prof, "load_graph", sabotaged)
     model = CORPUS / "conv_bn_relu_fc.onnx"
@@ -58,6 +65,7 @@ def test_native_crash_in_the_child_is_exit_5_through_the_cli(cli, tmp_path, monk
         sys.meta_path.insert(0, _AbortOnOnnx())
     """))
     monkeypatch.setenv("PYTHONPATH", str(hook))
+    monkeypatch.setenv("EFFCONV_SPAWN", "1")  # a fresh interpreter even where a fork would do
     out = tmp_path / "p.json"
     res = cli("profile", CORPUS / "conv_bn_relu_fc.onnx", "--no-latency", "--quiet", "--json", out)
     assert res.code == 5, res.stderr
@@ -109,3 +117,16 @@ def test_bad_alloc_in_process_is_exit_4_not_an_internal_error(cli, monkeypatch):
     res = cli("profile", CORPUS / "conv_bn_relu_fc.onnx", "--no-latency", "--quiet", "--no-isolate")
     assert res.code == 4 and "out of memory while checking and inferring shapes (std::bad_alloc)" in res.stderr
     assert "rerun with --debug" not in res.stderr
+
+
+def test_child_is_forked_only_without_threaded_native_libraries(monkeypatch):
+    from effconv import sandbox
+
+    monkeypatch.delenv("EFFCONV_SPAWN", raising=False)
+    monkeypatch.setitem(sys.modules, "torch", sys.modules.get("torch") or object())
+    assert sandbox._start_method() == "spawn"
+    monkeypatch.delitem(sys.modules, "torch")
+    monkeypatch.delitem(sys.modules, "onnxruntime", raising=False)
+    assert sandbox._start_method() == "fork"
+    monkeypatch.setenv("EFFCONV_SPAWN", "1")
+    assert sandbox._start_method() == "spawn"
