@@ -20,14 +20,9 @@ COMMAND_HOME = {"profile": "profile", "cost": "profile", "latency": "latency", "
 
 
 def register_commands(names: tuple[str, ...] = COMMAND_MODULES) -> None:
-    """Import the command modules `names` (each registers its commands on `app`); a module that
-    does not exist is skipped, an error inside one is raised."""
+    """Import the command modules `names`; each registers its commands on `app`."""
     for name in names:
-        try:
-            importlib.import_module(f"effconv.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"effconv.cli.{name}":
-                raise
+        importlib.import_module(f"effconv.cli.{name}")
 
 
 def _modules_for(args: list[str]) -> tuple[str, ...]:

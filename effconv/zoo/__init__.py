@@ -24,8 +24,7 @@ ARCHS: dict[str, Callable[..., nn.Module]] = {}
 CHOICES: dict[str, dict[str, tuple]] = {}  # family -> option -> allowed values
 RESERVED = ("num_classes", "in_channels", "input_size")  # top-level spec keys, not [arch]
 SHARED_CHOICES = {"activation": tuple(blocks.ACTIVATIONS), "norm": tuple(blocks.NORMS)}
-FAMILIES = ("alexnet", "vgg", "inception", "resnet", "mobilenet", "xception")
-OPTIONAL_FAMILIES = ("capsnet",)  # written separately; imported when present
+FAMILIES = ("alexnet", "vgg", "inception", "resnet", "mobilenet", "xception", "capsnet")
 
 
 def register_arch(name: str, *, choices: Mapping[str, Any] | None = None):
@@ -116,12 +115,6 @@ def count_parameters(spec: ModelSpec) -> int:
 def _import_families() -> None:
     for name in FAMILIES:
         importlib.import_module(f"effconv.zoo.{name}")
-    for name in OPTIONAL_FAMILIES:
-        try:
-            importlib.import_module(f"effconv.zoo.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"effconv.zoo.{name}":
-                raise
 
 
 _import_families()
