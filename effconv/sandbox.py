@@ -28,7 +28,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
-from effconv import errors
+from effconv import errors, prestart
 from effconv.errors import EffconvError, ResourceLimitError, RuntimeCrashError
 
 DEFAULT_MEM_LIMIT_MB = 4096  # address space of the child; parsing a few-hundred-MB model fits
@@ -55,8 +55,13 @@ def run_isolated(fn: Callable, *args, mem_limit_mb: int | None = DEFAULT_MEM_LIM
 
 def run_in_child(fn: Callable, args: tuple = (), kwargs: Mapping[str, Any] | None = None,
                  limits: Limits = Limits(), *, label: str = "child") -> Any:
-    """Like `run_isolated`, with the limits as one value and `label` (e.g. the file) in messages."""
-    ctx = multiprocessing.get_context(_start_method())
+    """Like `run_isolated`, with the limits as one value and `label` (e.g. the file) in messages.
+    A worker prestarted for `fn` (effconv.prestart) takes the job instead of a new child."""
+    method = _start_method()
+    worker = prestart.take(f"{fn.__module__}.{fn.__qualname__}") if method == "fork" else None
+    if worker is not None:
+        return _run_prestarted(worker, args, dict(kwargs or {}), limits, label)
+    ctx = multiprocessing.get_context(method)
     receiver, sender = ctx.Pipe(duplex=False)
     with tempfile.TemporaryDirectory(prefix="effconv-sandbox-") as tmp:
         err_path = Path(tmp) / "stderr"
@@ -73,10 +78,32 @@ def run_in_child(fn: Callable, args: tuple = (), kwargs: Mapping[str, Any] | Non
             receiver.close()
         proc.join()
         tail = _tail(err_path)
-    if raw is None and proc.exitcode == 0:
+    return _outcome(raw, proc.exitcode, tail, limits, label)
+
+
+def _run_prestarted(worker, args: tuple, kwargs: dict, limits: Limits, label: str) -> Any:
+    """The job for a prestarted worker: plain JSON in (the arguments), the usual message out."""
+    with tempfile.TemporaryDirectory(prefix="effconv-sandbox-") as tmp:
+        err_path = Path(tmp) / "stderr"
+        job = {"args": list(args), "kwargs": kwargs, "err_path": str(err_path),
+               "mem_limit_mb": limits.mem_limit_mb, "timeout_s": limits.timeout_s}
+        try:
+            prestart.send(worker, job)
+            raw, code = prestart.receive(worker, limits.timeout_s)
+        except TimeoutError:
+            raise ResourceLimitError(f"{label}: timed out after {limits.timeout_s:g} s (raise --timeout-s)") from None
+        except BaseException:  # Ctrl-C in the parent: the worker must not outlive it
+            prestart.discard()
+            raise
+        tail = _tail(err_path)
+    return _outcome(raw, code, tail, limits, label)
+
+
+def _outcome(raw: bytes | None, code: int | None, tail: str, limits: Limits, label: str) -> Any:
+    if raw is None and code == 0:
         raw = b'{"kind": "crash", "message": "the child exited without a result"}'
     if raw is None:
-        raise _from_exit(proc.exitcode, tail, limits, label)
+        raise _from_exit(code, tail, limits, label)
     _forward(tail)
     return _decode(raw, label, limits)
 
@@ -188,6 +215,12 @@ def _child_main(sender, fn, args, kwargs, limits: Limits, err_path: str) -> None
     _redirect_stderr(err_path)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it kills us
     _set_limits(limits)
+    sender.send_bytes(_call(fn, args, kwargs))
+    sender.close()
+
+
+def _call(fn, args, kwargs) -> bytes:
+    """Run `fn` and encode the one message the parent decodes (`_decode`)."""
     try:
         message = {"kind": "ok", "value": fn(*args, **kwargs)}
         payload = json.dumps(message, allow_nan=True)
@@ -200,8 +233,17 @@ def _child_main(sender, fn, args, kwargs, limits: Limits, err_path: str) -> None
     except Exception as exc:  # a bug or a native library's Python-level error: one line, exit 5
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         payload = json.dumps({"kind": "internal", "message": f"{type(exc).__name__}: {first}"})
-    sender.send_bytes(payload.encode("utf-8"))
-    sender.close()
+    return payload.encode("utf-8")
+
+
+def serve_job(job: dict) -> bytes:
+    """In a prestarted worker (effconv.prestart): the profile job, under the job's limits."""
+    _redirect_stderr(job["err_path"])
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    _set_limits(Limits(job["mem_limit_mb"], job["timeout_s"]), cpu_used_s=used.ru_utime + used.ru_stime)
+    return _call(_profile_child, job["args"], job["kwargs"])
 
 
 def _redirect_stderr(err_path: str) -> None:
@@ -211,7 +253,9 @@ def _redirect_stderr(err_path: str) -> None:
     os.close(fd)
 
 
-def _set_limits(limits: Limits) -> None:
+def _set_limits(limits: Limits, cpu_used_s: float = 0.0) -> None:
+    """RLIMIT_AS and RLIMIT_CPU on this process; `cpu_used_s` (CPU already spent, e.g. importing)
+    is added to the CPU limit, which counts from the process start."""
     import resource
 
     if limits.mem_limit_mb is not None:
@@ -220,7 +264,7 @@ def _set_limits(limits: Limits) -> None:
     if limits.timeout_s is not None:
         # CPU seconds: SIGXCPU at the soft limit, SIGKILL at the hard one; the parent's wall clock
         # catches sleeping or blocked children first, this catches a runaway one if the parent dies.
-        soft = int(limits.timeout_s) + 2
+        soft = int(limits.timeout_s + cpu_used_s) + 2
         resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 5))
 
 
@@ -235,26 +279,13 @@ def profile_onnx_isolated(path: str | Path, *, limits: Limits = Limits(), **opti
 def _profile_child(path: str, **options) -> dict:
     from effconv.profile import profile_onnx
 
+    if options.get("input_shapes"):  # JSON from a prestarted worker's job: lists back to tuples
+        options["input_shapes"] = {k: tuple(v) for k, v in options["input_shapes"].items()}
     return profile_onnx(path, **options).to_dict()
 
 
 def profile_from_dict(doc: Mapping[str, Any], *, onnx_path: Path) -> Any:
-    """Rebuild a ModelProfile from its JSON document (fields by name; lists back to tuples)."""
-    from effconv.profile.core import LayerCost, ModelProfile, Totals, TypeCost
+    """Rebuild a ModelProfile from its JSON document (no onnx import: see effconv/profile/model.py)."""
+    from effconv.profile.model import ModelProfile
 
-    def pick(cls, d):
-        return {k: d[k] for k in cls.__dataclass_fields__ if k in d}
-
-    def layer(d):
-        shape = d.get("output_shape")
-        return LayerCost(**{**pick(LayerCost, d), "output_shape": tuple(shape) if shape is not None else None,
-                            "inputs": tuple(d["inputs"]), "outputs": tuple(d["outputs"])})
-
-    return ModelProfile(
-        model=doc["model"], convention=doc["convention"], onnx_path=onnx_path,
-        input_shapes={k: tuple(v) for k, v in doc["input_shapes"].items()},
-        layers=tuple(layer(d) for d in doc["layers"]),
-        by_type=tuple(TypeCost(**pick(TypeCost, d)) for d in doc["by_type"]),
-        totals=Totals(**pick(Totals, doc["totals"])), unsupported=dict(doc["unsupported"]),
-        notes=tuple(doc.get("notes", ())),
-    )
+    return ModelProfile.from_dict(doc, onnx_path=onnx_path)

@@ -1,4 +1,8 @@
-"""effconv's command line. `main()` turns every error into one line and a documented exit code."""
+"""effconv's command line. `main()` turns every error into one line and a documented exit code.
+
+Nothing heavy is imported at module level: `main()` first lets effconv.prestart fork the profile's
+sandbox worker (so onnx is imported there while Typer is imported here), then loads the app.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import importlib
 import os
 import sys
 
-from effconv.cli.app import app, err_console
+from effconv import prestart
 from effconv.errors import EXIT_INTERRUPTED, EXIT_RUNTIME_CRASH, EffconvError
 
 # One module per command (or command group); each registers itself on `app` when imported.
@@ -37,6 +41,9 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI; exit with the documented code. Tracebacks only with --debug or EFFCONV_DEBUG=1."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("EFFCONV_DEBUG") == "1"
+    prestart.prestart(args)
+    from effconv.cli.app import app, err_console
+
     try:
         register_commands(_modules_for(args))
         # Typer handles usage errors itself (exit 2); everything raised by a command lands here.

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from effconv import __version__
 
@@ -25,10 +24,27 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-# emoji=False: text from models (file and node names) is printed as is, never ":code:" -> emoji,
-# and the emoji table is not loaded.
-console = Console(emoji=False)
-err_console = Console(stderr=True, emoji=False)
+
+
+class LazyConsole:
+    """A rich Console made on first use: rich costs ~50 ms to import, and a command whose output
+    is plain text (effconv.tables on a pipe) or that fails early never needs it.
+    emoji=False: text from models (file and node names) is printed as is, never ":code:" -> emoji."""
+
+    def __init__(self, **options) -> None:
+        self._options = {"emoji": False, **options}
+        self._console = None
+
+    def __getattr__(self, name: str):
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+console = LazyConsole()
+err_console = LazyConsole(stderr=True)
 
 # Shared options -------------------------------------------------------------------------------
 JsonOut = Annotated[

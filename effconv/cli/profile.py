@@ -66,7 +66,7 @@ TimeoutS = Annotated[
 
 
 def _shapes(items: list[str] | None) -> dict[str, tuple[int, ...]] | None:
-    from effconv.profile.graph import parse_input_shape
+    from effconv.profile.model import parse_input_shape
 
     return dict(parse_input_shape(s) for s in items) if items else None
 
@@ -115,8 +115,8 @@ def profile_cmd(
     Example: [bold]effconv profile model.onnx --backend ort-cuda --batch 8 --precision fp16 --json p.json[/]
     (static only: [bold]effconv profile model.onnx --no-latency[/]; zoo: [bold]effconv profile mobilenet_v1 --crosscheck[/]).
     """
-    from effconv.profile import onnx_source
     from effconv.profile.report import render_profile, write_reports
+    from effconv.profile.source import onnx_source
 
     options = None
     if latency:
@@ -209,9 +209,10 @@ def _crosscheck(src):
 
 def _report_crosscheck(check, quiet: bool) -> None:
     from effconv.profile.report import crosscheck_table
+    from effconv.tables import show
 
     if not quiet:
-        console.print(crosscheck_table(check))
+        show([crosscheck_table(check)], console)
     if not check.ok:
         raise CheckFailedError(
             f"{check.model}: ONNX counts {check.onnx_mult_adds:,} Mult-Adds, fvcore {check.fvcore_matched:,}"

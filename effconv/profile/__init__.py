@@ -3,6 +3,10 @@
 Pipeline: graph.py (load, validate, infer shapes) -> handlers.py (Mult-Adds per op type) ->
 layer_types.py (paper vocabulary) -> core.py (per layer, per type, totals) -> report.py (tables,
 JSON, CSV, Markdown, plot). `profile_model` is the one entry point.
+
+Importing this package loads no onnx: `model.py` (the profile as data) and `source.py` stay cheap for
+the CLI process, which only renders what its isolated child computed. The names below that need onnx
+are imported on first use.
 """
 
 from __future__ import annotations
@@ -11,8 +15,7 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
-from effconv.profile.core import CONVENTIONS, LayerCost, ModelProfile, Totals, TypeCost, profile_graph
-from effconv.profile.graph import load_graph, parse_input_shape
+from effconv.profile.model import CONVENTIONS, LayerCost, ModelProfile, Totals, TypeCost, parse_input_shape
 from effconv.profile.source import OnnxSource, onnx_source
 
 __all__ = [
@@ -20,6 +23,16 @@ __all__ = [
     "load_graph", "onnx_source", "parse_input_shape", "profile_graph", "profile_model", "profile_onnx",
     "profile_source", "OnnxSource",
 ]
+
+_LAZY = {"load_graph": "effconv.profile.graph", "profile_graph": "effconv.profile.core"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'effconv.profile' has no attribute {name!r}")
 
 
 def profile_onnx(
@@ -32,6 +45,9 @@ def profile_onnx(
     strict: bool = False,
 ) -> ModelProfile:
     """Profile one ONNX file (no torch involved)."""
+    from effconv.profile.core import profile_graph
+    from effconv.profile.graph import load_graph
+
     graph = load_graph(path, input_shapes=input_shapes, batch=batch)
     return profile_graph(graph, model or Path(path).name, convention=convention, strict=strict)
 

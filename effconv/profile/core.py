@@ -8,101 +8,17 @@ by its first reader, even when shared, listed as a graph input too, or reached t
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from effconv.errors import InvalidInputError, UsageError
 from effconv.profile.costmodel import paper_notes
-from effconv.profile.graph import SUBGRAPH_OPS, Graph, Shape
+from effconv.profile.graph import SUBGRAPH_OPS, Graph
 from effconv.profile.handlers import HANDLERS, PARAM_ROLES, OpCost, ShapeUnknown, zero
 from effconv.profile.layer_types import layer_type
+from effconv.profile.model import (  # noqa: F401 (re-exported)
+    CONVENTIONS, SCHEMA_VERSION, LayerCost, ModelProfile, Totals, TypeCost, _pct,
+)
 
-SCHEMA_VERSION = 1
-CONVENTIONS = ("paper", "all")
 ROLES = ("weights", "biases", "norm_params", "other_params")
-
-
-@dataclass(frozen=True)
-class LayerCost:
-    name: str
-    op_type: str
-    type: str
-    output_shape: Shape | None
-    mult_adds: int
-    weights: int
-    biases: int
-    norm_params: int
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-    other_params: int = 0  # float constants in no known role (e.g. a Mul by a learned scale)
-
-
-@dataclass(frozen=True)
-class TypeCost:
-    type: str
-    mult_adds: int
-    mult_adds_pct: float  # percent of the model's Mult-Adds
-    weights: int
-    weights_pct: float  # percent of the model's weights
-    layers: int  # nodes of this type
-
-
-@dataclass(frozen=True)
-class Totals:
-    mult_adds: int
-    weights: int
-    biases: int
-    norm_params: int
-    other_params: int = 0
-    nodes: int = 0
-
-
-@dataclass(frozen=True)
-class ModelProfile:
-    model: str
-    input_shapes: Mapping[str, tuple[int, ...]]
-    convention: str
-    layers: tuple[LayerCost, ...]
-    by_type: tuple[TypeCost, ...]
-    totals: Totals
-    unsupported: Mapping[str, int]
-    onnx_path: Path
-    notes: tuple[str, ...] = field(default=())
-    temporary_onnx: bool = False  # True for zoo models exported on the fly (onnx_path is then gone)
-
-    def to_dict(self) -> dict:
-        """The JSON document described in docs/profile-json-schema.md."""
-        from effconv import __version__
-
-        total, run = self.totals.mult_adds, 0
-        layers = []
-        for lc in self.layers:
-            run += lc.mult_adds
-            d = {k: getattr(lc, k) for k in LayerCost.__dataclass_fields__}
-            d.update(
-                output_shape=list(lc.output_shape) if lc.output_shape is not None else None,
-                inputs=list(lc.inputs), outputs=list(lc.outputs),
-                mult_adds_pct=_pct(lc.mult_adds, total), cumulative_pct=_pct(run, total),
-            )
-            layers.append(d)
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "effconv_version": __version__,
-            "model": self.model,
-            "onnx_path": None if self.temporary_onnx else str(self.onnx_path),
-            "input_shapes": {k: list(v) for k, v in self.input_shapes.items()},
-            "convention": self.convention,
-            "totals": {k: getattr(self.totals, k) for k in Totals.__dataclass_fields__},
-            "by_type": [{k: getattr(t, k) for k in TypeCost.__dataclass_fields__} for t in self.by_type],
-            "layers": layers,
-            "unsupported": dict(self.unsupported),
-            "notes": list(self.notes),
-        }
-
-
-def _pct(part: int, whole: int) -> float:
-    return 100.0 * part / whole if whole else 0.0
 
 
 def _node_params(node, g: Graph, seen: set[str]) -> dict[str, int]:

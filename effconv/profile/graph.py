@@ -8,21 +8,17 @@ whole file; external weight data is checked for safety and size but never loaded
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
 from effconv.errors import InvalidInputError, ResourceLimitError, UsageError
 from effconv.profile.fold import fold_constants
+from effconv.profile.model import Dim, Shape, parse_input_shape  # noqa: F401 (re-exported)
 from effconv.safety import check_external_data, is_lfs_pointer, tensor_byte_size
-
-Dim = int | str | None  # int: known size; str: symbolic name; None: unknown
-Shape = tuple[Dim, ...]
 
 SMALL_INIT = 1024  # elements: initializers up to this size stay in the skeleton (Reshape shapes...)
 FLOAT_TYPES = frozenset(
@@ -71,17 +67,6 @@ class Graph:
     def shape(self, name: str) -> Shape | None:
         p = self.param(name)
         return p.dims if p is not None else self.shapes.get(name)
-
-
-def parse_input_shape(text: str) -> tuple[str, tuple[int, ...]]:
-    """`"input=1x3x224x224"` -> `("input", (1, 3, 224, 224))`; a bad value is a usage error."""
-    m = re.fullmatch(r"\s*([^=]+?)\s*=\s*(\d+(?:\s*[x,]\s*\d+)*)\s*", text)
-    if not m:
-        raise UsageError(f"--input-shape {text!r}: expected NAME=DxDx... such as input=1x3x224x224")
-    dims = tuple(int(d) for d in re.split(r"\s*[x,]\s*", m.group(2)))
-    if any(d <= 0 for d in dims):
-        raise UsageError(f"--input-shape {text!r}: dimensions must be positive")
-    return m.group(1), dims
 
 
 def load_graph(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import onnx
 
-from effconv.profile.graph import Graph, Shape
+from effconv.profile.graph import Graph
 
 
 @dataclass(frozen=True)

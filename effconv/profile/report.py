@@ -1,6 +1,7 @@
-"""Render a ModelProfile: rich tables for the terminal; JSON, CSV, Markdown and a PNG bar chart
-for files (every file written atomically). Each renderer is a separate function so that other
-sections (measured latency) can be printed next to them."""
+"""Render a ModelProfile: tables for the terminal (effconv.tables: rich on a terminal, plain
+aligned text when redirected); JSON, CSV, Markdown and a PNG bar chart for files (every file
+written atomically). Each renderer is a separate function so that other sections (measured
+latency) can be printed next to them. No rich and no onnx import here."""
 
 from __future__ import annotations
 
@@ -9,12 +10,9 @@ import io
 import json
 from pathlib import Path
 
-from rich.console import Console, Group
-from rich.table import Table
-from rich.text import Text
-
 from effconv.io import atomic_path, write_text
-from effconv.profile.core import ModelProfile
+from effconv.profile.model import ModelProfile
+from effconv.tables import Line, Table, show
 
 LAYER_FIELDS = ("name", "op_type", "type", "output_shape", "mult_adds", "weights", "biases",
                 "norm_params", "other_params", "mult_adds_pct", "cumulative_pct")
@@ -34,26 +32,22 @@ def _zero_types(p: ModelProfile) -> str:
     return ", ".join(zero)
 
 
-def _row(t: Table, *cells: str) -> None:
-    """Add plain-text cells: names from the model are never parsed as rich markup (a node called
-    "a[/b]" would raise), and skipping the markup parser makes a large table render about a third faster."""
-    t.add_row(*(Text(c) for c in cells))
+def _columns(names: tuple[str, ...], right: tuple[str, ...]) -> list[tuple[str, str]]:
+    return [(c, "right" if c in right else "left") for c in names]
 
 
 def type_table(p: ModelProfile) -> Table:
     """The paper's per-type table: type, Mult-Adds, %, parameters (weights), %."""
-    t = Table(title=Text(f"{p.model}: resources per layer type ({p.convention} convention)"), title_justify="left")
-    for col in ("Type", "Mult-Adds", "%", "Weights", "%", "Layers"):
-        t.add_column(col, justify="left" if col == "Type" else "right")
+    t = Table(f"{p.model}: resources per layer type ({p.convention} convention)",
+              _columns(("Type", "Mult-Adds", "%", "Weights", "%", "Layers"), ("Mult-Adds", "%", "Weights", "Layers")))
     for r in _counted(p):
-        _row(t, r.type, f"{r.mult_adds:,}", f"{r.mult_adds_pct:.2f}", f"{r.weights:,}", f"{r.weights_pct:.2f}",
-             str(r.layers))
+        t.add_row(r.type, f"{r.mult_adds:,}", f"{r.mult_adds_pct:.2f}", f"{r.weights:,}", f"{r.weights_pct:.2f}",
+                  str(r.layers))
     t.add_section()
-    _row(t, "Total", f"{p.totals.mult_adds:,}", "100.00", f"{p.totals.weights:,}", "100.00", str(p.totals.nodes))
+    t.add_row("Total", f"{p.totals.mult_adds:,}", "100.00", f"{p.totals.weights:,}", "100.00", str(p.totals.nodes))
     zero = _zero_types(p)
     if zero:
         t.caption = f"zero-cost in this convention: {zero}"
-        t.caption_justify = "left"
     return t
 
 
@@ -68,9 +62,8 @@ def _shown(p: ModelProfile, all_layers: bool, top: int) -> set[int]:
 def layer_table(p: ModelProfile, all_layers: bool = False, top: int = 0) -> Table:
     """Per layer, in graph order: name, op, type, output shape, Mult-Adds, weights, %, cumulative %.
     `top` > 0 keeps the `top` costliest layers (the cumulative % still runs over every layer)."""
-    t = Table(title=Text(f"{p.model}: per layer"), title_justify="left")
-    for col in ("Layer", "Op", "Type", "Output", "Mult-Adds", "Weights", "%", "Cum. %"):
-        t.add_column(col, justify="right" if col in ("Mult-Adds", "Weights", "%", "Cum. %") else "left")
+    t = Table(f"{p.model}: per layer", _columns(("Layer", "Op", "Type", "Output", "Mult-Adds", "Weights", "%", "Cum. %"),
+                                                ("Mult-Adds", "Weights", "%", "Cum. %")))
     total, run = p.totals.mult_adds, 0
     shown = _shown(p, all_layers, top)
     for i, lc in enumerate(p.layers):
@@ -78,40 +71,39 @@ def layer_table(p: ModelProfile, all_layers: bool = False, top: int = 0) -> Tabl
         if i in shown:
             pct = 100 * lc.mult_adds / total if total else 0.0
             cum = 100 * run / total if total else 0.0
-            _row(t, lc.name, lc.op_type, lc.type, _shape(lc.output_shape), f"{lc.mult_adds:,}",
-                 f"{lc.weights:,}", f"{pct:.2f}", f"{cum:.2f}")
+            t.add_row(lc.name, lc.op_type, lc.type, _shape(lc.output_shape), f"{lc.mult_adds:,}",
+                      f"{lc.weights:,}", f"{pct:.2f}", f"{cum:.2f}")
     eligible = sum(1 for lc in p.layers if all_layers or lc.mult_adds or lc.weights)
     if len(shown) < eligible:
         t.caption = (f"the {len(shown)} costliest of {eligible} layers; every layer is in --json/--csv/--markdown "
                      "(--top 0 prints all)")
-        t.caption_justify = "left"
     return t
 
 
-def summary(p: ModelProfile) -> Group:
+def summary(p: ModelProfile) -> list[Line]:
     """Totals, convention, inputs, unsupported ops and notes, one line each."""
     tot = p.totals
     shapes = ", ".join(f"{k}={_shape(v)}" for k, v in p.input_shapes.items())
     lines = [
-        Text(f"Model {p.model}  inputs {shapes}  convention {p.convention} (one fused multiply-add = 1)"),
-        Text(f"Mult-Adds {tot.mult_adds:,}  weights {tot.weights:,}  biases {tot.biases:,}  "
+        Line(f"Model {p.model}  inputs {shapes}  convention {p.convention} (one fused multiply-add = 1)"),
+        Line(f"Mult-Adds {tot.mult_adds:,}  weights {tot.weights:,}  biases {tot.biases:,}  "
              f"normalization {tot.norm_params:,}  other {tot.other_params:,}  nodes {tot.nodes}"),
     ]
     if p.unsupported:
         listed = ", ".join(f"{k} x{v}" for k, v in p.unsupported.items())
-        lines.append(Text(f"Not counted (unsupported): {listed}", style="yellow"))
-    lines += [Text(f"Note: {n}", style="cyan") for n in p.notes]
-    return Group(*lines)
+        lines.append(Line(f"Not counted (unsupported): {listed}", "yellow"))
+    lines += [Line(f"Note: {n}", "cyan") for n in p.notes]
+    return lines
 
 
 def render_profile(
-    console: Console, p: ModelProfile, *, layers: bool = True, all_layers: bool = False, top: int = 40
+    console, p: ModelProfile, *, layers: bool = True, all_layers: bool = False, top: int = 40,
+    plain: bool | None = None,
 ) -> None:
-    """The static profile section of `effconv profile`."""
-    if layers:
-        console.print(layer_table(p, all_layers, top))
-    console.print(type_table(p))
-    console.print(summary(p))
+    """The static profile section of `effconv profile`: through the rich `console` on a terminal,
+    as plain text on stdout otherwise (see effconv.tables.show)."""
+    items = ([layer_table(p, all_layers, top)] if layers else []) + [type_table(p), *summary(p)]
+    show(items, console, plain=plain)
 
 
 def to_json(p: ModelProfile, latency: dict | None = None) -> str:
@@ -247,9 +239,8 @@ def write_reports(p: ModelProfile, *, json_path=None, csv_path=None, markdown_pa
 def crosscheck_table(c) -> Table:
     """fvcore (on the PyTorch module) against the ONNX count, one row per fvcore category."""
     verdict = "agree" if c.ok else "DISAGREE"
-    t = Table(title=f"{c.model}: ONNX against fvcore ({verdict}; one fused multiply-add = 1)", title_justify="left")
-    for col in ("Category", "fvcore", "ONNX", "Why"):
-        t.add_column(col, justify="right" if col in ("fvcore", "ONNX") else "left")
+    t = Table(f"{c.model}: ONNX against fvcore ({verdict}; one fused multiply-add = 1)",
+              _columns(("Category", "fvcore", "ONNX", "Why"), ("fvcore", "ONNX")))
     for r in c.rows:
         t.add_row(r.category, f"{r.fvcore:,}", f"{r.onnx:,}", r.reason)
     t.add_section()
@@ -257,5 +248,4 @@ def crosscheck_table(c) -> Table:
     if c.fvcore_skipped:
         skipped = ", ".join(f"{k} x{v}" for k, v in sorted(c.fvcore_skipped.items()))
         t.caption = f"fvcore has no counter for (counts 0): {skipped}"
-        t.caption_justify = "left"
     return t

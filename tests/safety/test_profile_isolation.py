@@ -31,7 +31,7 @@ def test_cli_parses_in_a_child_by_default(cli, tmp_path, monkeypatch):
     runs in another process, forked or spawned); with --no-isolate the sabotage is hit."""
     import os
 
-    import effconv.profile as prof
+    import effconv.profile.graph as prof
     from effconv.errors import InvalidInputError
 
     parent, real = os.getpid(), prof.load_graph

@@ -1,0 +1,72 @@
+"""effconv.tables: plain text when redirected, rich on a terminal, EFFCONV_TABLES to choose."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from effconv.tables import Line, Table, plain_output, render_plain, show, to_rich
+
+
+def _table() -> Table:
+    t = Table("costs", [("Type", "left"), ("Mult-Adds", "right")])
+    t.add_row("Conv 1x1", "539,492,352")
+    t.add_row("FC", "1,024,000")
+    t.add_section()
+    t.add_row("Total", "540,516,352")
+    t.caption = "zero-cost: Relu x27"
+    return t
+
+
+def test_plain_columns_are_aligned_and_sections_are_rules():
+    lines = render_plain(_table()).splitlines()
+    assert lines == [
+        "costs",
+        "Type        Mult-Adds",
+        "--------  -----------",
+        "Conv 1x1  539,492,352",
+        "FC          1,024,000",
+        "--------  -----------",
+        "Total     540,516,352",
+        "zero-cost: Relu x27",
+    ]
+
+
+def test_row_width_must_match_the_columns():
+    with pytest.raises(ValueError, match="3 cells for 2 columns"):
+        _table().add_row("a", "b", "c")
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_choice_follows_the_stream_and_the_environment(monkeypatch):
+    monkeypatch.delenv("EFFCONV_TABLES", raising=False)
+    assert plain_output(io.StringIO()) and not plain_output(_Tty())
+    monkeypatch.setenv("EFFCONV_TABLES", "plain")
+    assert plain_output(_Tty())
+    monkeypatch.setenv("EFFCONV_TABLES", "rich")
+    assert not plain_output(io.StringIO())
+
+
+def test_show_plain_writes_text_and_lines():
+    buf = io.StringIO()
+    show([_table(), Line("Note: x", "cyan"), "done"], console=None, plain=True, stream=buf)
+    text = buf.getvalue()
+    assert text.startswith("costs\n") and "Note: x\n" in text and text.endswith("done\n")
+
+
+def test_rich_table_has_the_same_cells_and_no_markup_parsing():
+    from rich.console import Console
+
+    t = _table()
+    t.add_row("a[/b]", "1")  # would raise if parsed as rich markup
+    console = Console(file=io.StringIO(), width=120, emoji=False)
+    show([t, Line("Note: [red]x", "cyan")], console, plain=False)
+    out = console.file.getvalue()
+    for cell in ("Conv 1x1", "539,492,352", "a[/b]", "zero-cost: Relu x27", "Note: [red]x"):
+        assert cell in out
+    assert to_rich(t).row_count == 4  # the section is a rule on the row before it, not a row
