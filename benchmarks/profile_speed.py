@@ -6,8 +6,9 @@ Needs the `bench` extra (onnx-tool==1.0.1) and the zoo (for MobileNet v1, export
 Prints, per model: in-process time after imports (effconv profile_onnx: load + check + shape
 inference + count; onnx-tool: load + shape_infer + profile, without printing), end-to-end time of
 `effconv profile FILE --no-latency` and `python -m onnx_tool -i FILE` as subprocesses, run
-alternately (interpreter start included, bytecode cached as after an install), and the children's
-peak RSS. Targets: MobileNet <= 0.05 s, 2,000 nodes <= 0.25 s,
+alternately (interpreter start included, bytecode cached as after an install), once with output
+redirected (effconv prints plain tables) and once to a pseudo-terminal (rich tables), and the
+children's peak RSS. Targets: MobileNet <= 0.05 s, 2,000 nodes <= 0.25 s,
 >= 2x faster than onnx-tool in process; end to end no slower; peak RSS < 2x file + 200 MB.
 """
 
@@ -69,10 +70,24 @@ def best_of(fn, repeat: int) -> float:
 
 # Runs the command from a small clean interpreter: a child forked from this process (numpy, onnx,
 # torch loaded) would inherit our resident set and report it as its own peak.
+# With "tty" first, the command's stdout and stderr are a pseudo-terminal (drained by a thread):
+# effconv then prints rich tables, as at an interactive terminal; otherwise output goes to
+# /dev/null (a pipe or a file: plain tables). ru_maxrss from wait4 is the largest of the child
+# and its reaped children (effconv's sandbox worker), not their sum.
 WRAPPER = """
-import os, subprocess, sys, time
+import os, pty, subprocess, sys, threading, time
+argv, out = sys.argv[1:], subprocess.DEVNULL
+if argv[0] == "tty":
+    argv, (master, out) = argv[1:], pty.openpty()
+    def drain():
+        try:
+            while os.read(master, 65536):
+                pass
+        except OSError:
+            pass
+    threading.Thread(target=drain, daemon=True).start()
 t0 = time.perf_counter()
-p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+p = subprocess.Popen(argv, stdout=out, stderr=out)
 _, status, usage = os.wait4(p.pid, 0)
 print(time.perf_counter() - t0, usage.ru_maxrss, os.waitstatus_to_exitcode(status))
 """
@@ -121,18 +136,22 @@ def bench(name: str, path: Path, repeat: int) -> None:
 
     t_ours, t_theirs = best_of(ours, repeat), best_of(theirs, repeat)
     exe = shutil.which("effconv") or str(Path(sys.executable).parent / "effconv")
+    ours_cmd = [exe, "profile", str(path), "--no-latency"]
+    theirs_cmd = [sys.executable, "-m", "onnx_tool", "-i", str(path)]
     with tempfile.TemporaryDirectory(prefix="pycache-") as cache:
-        (e_ours, m_ours), (e_theirs, m_theirs) = child_stats(
-            [[exe, "profile", str(path), "--no-latency"], [sys.executable, "-m", "onnx_tool", "-i", str(path)]],
-            max(3, repeat), child_env(Path(cache)))
+        (e_ours, m_ours), (e_theirs, m_theirs), (t_ours_tty, _), (t_theirs_tty, _) = child_stats(
+            [ours_cmd, theirs_cmd, ["tty", *ours_cmd], ["tty", *theirs_cmd]], max(3, repeat), child_env(Path(cache)))
     size = path.stat().st_size / 2**20
     print(f"\n{name}: {len(onnx.load(str(path), load_external_data=False).graph.node)} nodes, {size:.1f} MiB")
     print(f"  in process   effconv {t_ours * 1000:8.1f} ms   onnx-tool {t_theirs * 1000:8.1f} ms   "
           f"speed-up {t_theirs / t_ours:5.1f}x")
     print(f"  end to end   effconv {e_ours:8.2f} s    onnx-tool {e_theirs:8.2f} s    "
-          f"ratio {e_theirs / e_ours:5.2f}x")
+          f"ratio {e_theirs / e_ours:5.2f}x   (output redirected: plain tables)")
+    print(f"  end to end   effconv {t_ours_tty:8.2f} s    onnx-tool {t_theirs_tty:8.2f} s    "
+          f"ratio {t_theirs_tty / t_ours_tty:5.2f}x   (output to a terminal: rich tables)")
     print(f"  peak RSS     effconv {m_ours:8.0f} MiB  onnx-tool {m_theirs:8.0f} MiB  "
-          f"limit 2 x file + 200 = {2 * size + 200:.0f} MiB")
+          f"(largest process; effconv runs two: at most {2 * m_ours:.0f} MiB together; "
+          f"limit 2 x file + 200 = {2 * size + 200:.0f} MiB)")
 
 
 def main() -> None:

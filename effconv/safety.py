@@ -64,11 +64,13 @@ def _graph_external(graph) -> Iterator:
             if t.data_location == EXTERNAL:
                 yield t
     for node in graph.node:
-        for a in node.attribute:
-            for t in (a.t, *a.tensors):
-                if t.data_location == EXTERNAL:
-                    yield t
-            for g in (a.g, *a.graphs):
+        for a in node.attribute:  # whatever a.type claims: every tensor and graph field is looked at
+            if a.HasField("t") and a.t.data_location == EXTERNAL:
+                yield a.t
+            yield from (t for t in a.tensors if t.data_location == EXTERNAL)
+            if a.HasField("g"):
+                yield from _graph_external(a.g)
+            for g in a.graphs:
                 yield from _graph_external(g)
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import multiprocessing
 import os
 import signal
 import sys
@@ -24,7 +23,6 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +59,8 @@ def run_in_child(fn: Callable, args: tuple = (), kwargs: Mapping[str, Any] | Non
     worker = prestart.take(f"{fn.__module__}.{fn.__qualname__}") if method == "fork" else None
     if worker is not None:
         return _run_prestarted(worker, args, dict(kwargs or {}), limits, label)
+    import multiprocessing  # ~15 ms: not needed when a prestarted worker takes the job
+
     ctx = multiprocessing.get_context(method)
     receiver, sender = ctx.Pipe(duplex=False)
     with tempfile.TemporaryDirectory(prefix="effconv-sandbox-") as tmp:
@@ -111,12 +111,14 @@ def _outcome(raw: bytes | None, code: int | None, tail: str, limits: Limits, lab
 def _start_method() -> str:
     """"fork" unless a library that starts native threads (torch, ONNX Runtime) is loaded."""
     threaded = any(name in sys.modules for name in ("torch", "onnxruntime"))
-    if threaded or "fork" not in multiprocessing.get_all_start_methods() or os.environ.get("EFFCONV_SPAWN") == "1":
+    if threaded or not hasattr(os, "fork") or os.environ.get("EFFCONV_SPAWN") == "1":
         return "spawn"
     return "fork"
 
 
 def _receive(receiver, proc, timeout_s: float | None, label: str) -> bytes | None:
+    from multiprocessing.connection import wait
+
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
         left = None if deadline is None else max(0.0, deadline - time.monotonic())

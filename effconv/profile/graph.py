@@ -181,18 +181,46 @@ def _check_external_data(model: onnx.ModelProto, path: Path) -> None:
 
 
 def _check_initializers(model: onnx.ModelProto, path: Path) -> None:
-    """Embedded initializers must hold exactly dims x item size bytes, with no negative dim."""
+    """Embedded initializers must hold exactly dims x item size bytes, with no negative dim.
+
+    The weight bytes of a large initializer (more than SMALL_INIT elements: the skeleton makes it a
+    typed input) are never needed, so they are dropped here and their length is read from the
+    change in the tensor's serialized size: no copy of every weight into a Python bytes object
+    (~17 MB for MobileNet v1)."""
     for t in model.graph.initializer:
         if any(d < 0 for d in t.dims):
             raise InvalidInputError(f"initializer {t.name!r} has a negative dimension {list(t.dims)}", path=path)
-        if t.data_location == TensorProto.EXTERNAL or not t.raw_data:
+        if t.data_location == TensorProto.EXTERNAL or not t.HasField("raw_data"):
             continue
         need = tensor_byte_size(t)
-        if need is not None and len(t.raw_data) != need:
+        if _elements(t) > SMALL_INIT:
+            before = t.ByteSize()
+            t.ClearField("raw_data")
+            have = _raw_length(before - t.ByteSize())
+        else:
+            have = len(t.raw_data)
+        if have and need is not None and have != need:
             raise InvalidInputError(
-                f"initializer {t.name!r} holds {len(t.raw_data)} bytes where its shape {list(t.dims)} needs {need}",
+                f"initializer {t.name!r} holds {have} bytes where its shape {list(t.dims)} needs {need}",
                 path=path,
             )
+
+
+def _elements(t: onnx.TensorProto) -> int:
+    n = 1
+    for d in t.dims:
+        n *= d
+    return n
+
+
+def _raw_length(field_size: int) -> int:
+    """The length L of a bytes field that takes `field_size` bytes on the wire (a 1-byte tag, L
+    as a varint, L bytes). L + len(varint(L)) grows with L, so at most one L fits."""
+    for varint in range(1, 11):
+        length = field_size - 1 - varint
+        if length >= 0 and max(1, (length.bit_length() + 6) // 7) == varint:
+            return length
+    return -1
 
 
 def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -209,10 +237,7 @@ def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
     g.value_info.extend(src.value_info)
     listed = {i.name for i in src.input}
     for t in src.initializer:
-        n = 1
-        for d in t.dims:
-            n *= d
-        if n <= SMALL_INIT and t.data_location != TensorProto.EXTERNAL:
+        if _elements(t) <= SMALL_INIT and t.data_location != TensorProto.EXTERNAL:
             g.initializer.append(t)
         elif t.name not in listed:  # typed input with the initializer's dims (built by hand: fast)
             vi = g.input.add()
