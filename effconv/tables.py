@@ -80,9 +80,19 @@ def to_rich(table: Table):
     from rich.table import Table as RichTable
     from rich.text import Text
 
-    t = RichTable(title=Text(table.title), title_justify="left")
-    for head, justify in table.columns:
-        t.add_column(head, justify=justify)
+    from rich import box
+
+    # no vertical rules: eight columns of numbers fit an 80-column terminal
+    t = RichTable(title=Text(table.title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True, show_edge=False)
+    cells = [r for r in table.rows if r is not None]
+    for i, (head, justify) in enumerate(table.columns):
+        if i:  # numbers, types, shapes: never cut ("51,380,2…"); the first column (names) folds instead
+            width = max([len(head)] + [len(r[i]) for r in cells])
+            t.add_column(head, justify=justify, no_wrap=True, min_width=min(width, 24))
+        else:
+            width = max([len(head)] + [len(r[i]) for r in cells])
+            t.add_column(head, justify=justify, overflow="fold", min_width=min(width, 12))
     for r in table.rows:
         if r is None:
             t.add_section()
@@ -92,6 +102,17 @@ def to_rich(table: Table):
         t.caption = table.caption
         t.caption_justify = "left"
     return t
+
+
+def warm_up(console: Any, *, plain: bool | None = None) -> None:
+    """Import rich and make the console now, when output goes to a terminal: called while a child
+    process works, it takes the import off the critical path."""
+    if console is None or (plain_output() if plain is None else plain):
+        return
+    import rich.table  # noqa: F401
+    import rich.text  # noqa: F401
+
+    console.size  # noqa: B018 - builds a LazyConsole's Console
 
 
 def show(items: Iterable[Table | Line | str], console: Any = None, *, plain: bool | None = None,

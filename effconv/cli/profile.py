@@ -117,6 +117,7 @@ def profile_cmd(
     """
     from effconv.profile.report import render_profile, write_reports
     from effconv.profile.source import onnx_source
+    from effconv.tables import warm_up
 
     options = None
     if latency:
@@ -128,6 +129,8 @@ def profile_cmd(
     elif budget_ms is not None or latency_plot is not None:
         raise UsageError("--budget-ms and --latency-plot need the latency run; drop --no-latency")
     shapes = _shapes(input_shape)
+    if not quiet:
+        warm_up(console)  # on a terminal: rich loads here while the sandbox worker imports onnx
     with onnx_source(source or DEFAULT_MODEL, input_shapes=shapes, batch=batch) as src:
         limits = Limits(mem_limit_mb or None, timeout_s or None)
         prof = _static_profile(src, isolate, limits, input_shapes=shapes, batch=batch, convention=convention,
