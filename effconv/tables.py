@@ -107,7 +107,7 @@ def to_rich(table: Table):
 def warm_up(console: Any, *, plain: bool | None = None) -> None:
     """Import rich and make the console now, when output goes to a terminal: called while a child
     process works, it takes the import off the critical path."""
-    if console is None or (plain_output() if plain is None else plain):
+    if console is None or (plain_output(_stream_of(console)) if plain is None else plain):
         return
     import rich.table  # noqa: F401
     import rich.text  # noqa: F401
@@ -115,14 +115,23 @@ def warm_up(console: Any, *, plain: bool | None = None) -> None:
     console.size  # noqa: B018 - builds a LazyConsole's Console
 
 
+def _stream_of(console: Any) -> TextIO:
+    """Where `console` writes, without building a lazy one (effconv.cli.app.LazyConsole.stream)."""
+    if console is None:
+        return sys.stdout
+    stream = getattr(console, "stream", None)
+    return stream if stream is not None else console.file
+
+
 def show(items: Iterable[Table | Line | str], console: Any = None, *, plain: bool | None = None,
          stream: TextIO | None = None) -> None:
-    """Print tables and lines: plain text to `stream` (default stdout) when `plain` (default:
-    `plain_output()`), else through the rich `console`."""
+    """Print tables and lines: as plain text when `plain` (default: `plain_output()` of the
+    console's stream), to `stream` (default: where the console writes, else stdout); otherwise
+    through the rich `console`."""
+    out = _stream_of(console) if stream is None else stream
     if plain is None:
-        plain = plain_output(stream)
+        plain = plain_output(out)
     if plain or console is None:
-        out = sys.stdout if stream is None else stream
         for item in items:
             text = render_plain(item) if isinstance(item, Table) else (item.text if isinstance(item, Line) else item)
             out.write(text if text.endswith("\n") else text + "\n")

@@ -7,6 +7,7 @@ import what they need inside their body, so `effconv --help` and ONNX-only comma
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -35,12 +36,30 @@ class LazyConsole:
         self._options = {"emoji": False, **options}
         self._console = None
 
-    def __getattr__(self, name: str):
+    @property
+    def stream(self):
+        """The file this console writes to (stdout or stderr), without importing rich."""
+        if self._console is not None:
+            return self._console.file
+        return sys.stderr if self._options.get("stderr") else sys.stdout
+
+    @property
+    def real(self):
+        """The rich Console itself (made now if need be)."""
         if self._console is None:
             from rich.console import Console
 
             self._console = Console(**self._options)
-        return getattr(self._console, name)
+        return self._console
+
+    def __getattr__(self, name: str):
+        return getattr(self.real, name)
+
+    def __enter__(self):  # `with console:` (special methods bypass __getattr__)
+        return self.real.__enter__()
+
+    def __exit__(self, *exc):
+        return self.real.__exit__(*exc)
 
 
 console = LazyConsole()

@@ -86,7 +86,7 @@ class _RunProgress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeRemainingColumn(), console=err_console)
+                                TimeRemainingColumn(), console=err_console.real)
             self.bar.start()
         return self
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -15,10 +15,29 @@ from effconv.cli.options import (
     Precision, Threads, TorchMode, WarmupMs, latency_options,
 )
 from effconv.io import write_text
+from effconv.sandbox import DEFAULT_MEM_LIMIT_MB, DEFAULT_TIMEOUT_S, Limits
 
 device_app = typer.Typer(help="Device ceilings for the roofline: list the profiles, calibrate this machine.",
                          no_args_is_help=True)
 app.add_typer(device_app, name="device")
+
+# The same flags as `effconv profile`'s (effconv/cli/profile.py), with help for the timed run.
+Isolate = Annotated[
+    Optional[bool],
+    typer.Option("--isolate/--no-isolate", show_default=False, rich_help_panel="Sandbox",
+                 help="Time the model in a child process with memory and time limits (default: ONNX files yes, "
+                      "zoo models and runs no; torch backends never): a native crash is exit 5, a limit exit 4."),
+]
+MemLimitMb = Annotated[
+    int, typer.Option("--mem-limit-mb", min=0, rich_help_panel="Sandbox",
+                      help="Address-space limit of the isolated run, MB (0: none); CPU backends only, "
+                           "as CUDA reserves more virtual memory than it uses.")
+]
+TimeoutS = Annotated[
+    float, typer.Option("--timeout-s", min=0, rich_help_panel="Sandbox",
+                        help="Wall-clock limit of the isolated run beyond its expected length "
+                             "(warm-up + duration per pass), seconds (0: none).")
+]
 
 
 @app.command("backends")
@@ -112,10 +131,15 @@ def latency_cmd(
     budget_ms: BudgetMs = None,
     json_out: JsonOut = None,
     plot: LatencyPlot = None,
+    isolate: Isolate = None,
+    mem_limit_mb: MemLimitMb = DEFAULT_MEM_LIMIT_MB,
+    timeout_s: TimeoutS = DEFAULT_TIMEOUT_S,
     quiet: Quiet = False,
 ) -> None:
     """Time a model end to end (one timing loop for every backend), then per layer in a separate
-    run; join the per-type times with the static Mult-Adds and a device roofline.
+    run; join the per-type times with the static Mult-Adds and a device roofline. ONNX files are
+    parsed and timed in a child process with --mem-limit-mb and --timeout-s limits (a crash there
+    is exit 5, a limit exit 4); zoo models and runs, exported by effconv, in-process.
 
     Example: effconv latency mobilenet_v1 --backend ort-cpu --threads 2 --device-profile local-cpu.toml --budget-ms 50
     """
@@ -127,7 +151,7 @@ def latency_cmd(
         iterations=iterations, include_copies=include_copies, cuda_graph=cuda_graph, per_layer=per_layer,
         device_profile=device_profile, threads=threads, torch_mode=torch_mode, budget_ms=budget_ms,
     )
-    report = measure_model(model, options)
+    report = measure_model(model, options, isolate=isolate, limits=Limits(mem_limit_mb or None, timeout_s or None))
     if not quiet:
         render_latency(report, console)
     if json_out is not None:

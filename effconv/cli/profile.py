@@ -52,16 +52,17 @@ Latency = Annotated[
 Isolate = Annotated[
     Optional[bool],
     typer.Option("--isolate/--no-isolate", show_default=False, rich_help_panel="Sandbox",
-                 help="Parse the model in a child process with memory and time limits (default: ONNX files yes, "
-                      "zoo models no): a native crash is exit 5, a limit exit 4."),
+                 help="Parse and time the model in child processes with memory and time limits (default: ONNX "
+                      "files yes, zoo models no): a native crash is exit 5, a limit exit 4."),
 ]
 MemLimitMb = Annotated[
     int, typer.Option("--mem-limit-mb", min=0, rich_help_panel="Sandbox",
-                      help="Address-space limit of the isolated parse, MB (0: none).")
+                      help="Address-space limit of the isolated parse and CPU latency run, MB (0: none).")
 ]
 TimeoutS = Annotated[
     float, typer.Option("--timeout-s", min=0, rich_help_panel="Sandbox",
-                        help="Wall-clock limit of the isolated parse, seconds (0: none).")
+                        help="Wall-clock limit of the isolated parse, seconds (0: none); the latency run "
+                             "gets this on top of its expected length.")
 ]
 
 
@@ -109,8 +110,9 @@ def profile_cmd(
 
     One fused multiply-add counts 1. Latency runs on the best available backend (or --backend):
     end to end, then per layer type beside each type's Mult-Adds share; --no-latency keeps the
-    profile static. ONNX files are parsed in a child process with --mem-limit-mb and --timeout-s
-    limits (a crash there is exit 5, a limit exit 4); zoo models, exported by effconv, in-process.
+    profile static. ONNX files are parsed and timed in child processes with --mem-limit-mb and
+    --timeout-s limits (a crash there is exit 5, a limit exit 4); zoo models, exported by effconv,
+    in-process.
 
     Example: [bold]effconv profile model.onnx --backend ort-cuda --batch 8 --precision fp16 --json p.json[/]
     (static only: [bold]effconv profile model.onnx --no-latency[/]; zoo: [bold]effconv profile mobilenet_v1 --crosscheck[/]).
@@ -138,7 +140,7 @@ def profile_cmd(
         check = _crosscheck(src) if crosscheck else None
         if not quiet:
             render_profile(console, prof, layers=layers, all_layers=all_layers, top=top)
-        report = _measure(prof, src, options, quiet) if options is not None else None
+        report = _measure(prof, src, options, quiet, isolate, limits) if options is not None else None
     latency_doc = report.to_dict() if report is not None else None
     write_reports(prof, json_path=json_out, csv_path=csv_out, markdown_path=markdown, plot_path=plot,
                   latency=latency_doc)
@@ -168,9 +170,10 @@ def _static_profile(src, isolate: bool | None, limits: Limits, **options):
     return replace(prof, temporary_onnx=src.spec is not None)
 
 
-def _measure(prof, src, options, quiet: bool):
+def _measure(prof, src, options, quiet: bool, isolate: bool | None, limits: Limits):
     """Time the profiled ONNX file (still on disk inside the `with`) at the profile's batch, and
-    print the latency section (statistics, per-type table with GMAC/s, intensity and roofline)."""
+    print the latency section (statistics, per-type table with GMAC/s, intensity and roofline).
+    ONNX Runtime and TensorRT run a file from outside in a limited child, like the parse."""
     from dataclasses import replace
 
     from effconv.latency.render import render_latency
@@ -180,7 +183,8 @@ def _measure(prof, src, options, quiet: bool):
     if shape and isinstance(shape[0], int):  # time the batch that was profiled
         options = replace(options, batch=shape[0])
     module = src.module
-    report = measure_profile_latency(prof, options, build=(lambda: module) if module is not None else None)
+    report = measure_profile_latency(prof, options, build=(lambda: module) if module is not None else None,
+                                     isolate=isolate, limits=limits)
     if not quiet:
         render_latency(report, console)
     return report

@@ -60,15 +60,23 @@ class LayerwiseContext:
     runner: Any = None  # a prepared runner (tensorrt-profiler reuses its engine)
 
 
+# The per-layer pass stops after this many profiled runs (or --iterations, if more): a per-node
+# median needs no more, and a profiler's trace grows with every run (ONNX Runtime's JSON trace of
+# a 30 s run of a small model reached 6 GB of memory when parsed).
+MAX_PROFILED_RUNS = 200
+
+
 def _profiled_runs(run: Callable[[], object], options: LatencyOptions) -> tuple[int, list[float]]:
-    """Warm-up by time, then at least `iterations` runs and `duration_s`; host ms per timed run."""
+    """Warm-up by time, then at least `iterations` runs and `duration_s`, at most
+    max(iterations, MAX_PROFILED_RUNS) runs; host ms per timed run."""
     warm, start = 0, time.perf_counter()
     while warm == 0 or (time.perf_counter() - start) * 1e3 < options.warmup_ms:
         run()
         warm += 1
     totals: list[float] = []
     start = time.perf_counter()
-    while len(totals) < options.iterations or time.perf_counter() - start < options.duration_s:
+    cap = max(options.iterations, MAX_PROFILED_RUNS)
+    while len(totals) < options.iterations or (time.perf_counter() - start < options.duration_s and len(totals) < cap):
         t0 = time.perf_counter()
         run()
         totals.append((time.perf_counter() - t0) * 1e3)

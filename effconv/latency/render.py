@@ -1,4 +1,4 @@
-"""A LatencyReport as JSON (the `latency` section), as rich tables, and as a PNG comparing each
+"""A LatencyReport as JSON (the `latency` section), as tables (effconv.tables), and as a PNG comparing each
 layer type's share of Mult-Adds with its share of measured latency."""
 
 from __future__ import annotations
@@ -6,10 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from effconv.io import atomic_path
+from effconv.tables import Line, Table, show
 
 LATENCY_SCHEMA_VERSION = 1
 
@@ -47,49 +45,49 @@ def _f(value, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
-def render_latency(report, console: Console) -> None:
+def render_latency(report, console) -> None:
+    """The latency section: statistics, environment, per-type table, method and notes, through
+    effconv.tables.show (rich on a terminal, plain text when redirected)."""
+    show(latency_items(report), console)
+
+
+def latency_items(report) -> list:
     s = report.timing.stats
     env = report.environment
-    console.print(
-        f"[bold]{report.model}[/bold] on [bold]{report.backend}[/bold], {report.precision}, batch {report.batch}; "
-        f"{s.iterations} iterations, timer: {report.timing.timer}"
-    )
-    stats = Table(title="End-to-end latency (ms)")
-    for col in ("min", "median", "mean", "p90", "p95", "p99", "CV", "items/s"):
-        stats.add_column(col, justify="right")
+    stats = Table("End-to-end latency (ms)", [(c, "right") for c in ("min", "median", "mean", "p90", "p95", "p99", "CV",
+                                                                      "items/s")])
     stats.add_row(*(f"{v:.3f}" for v in (s.min_ms, s.median_ms, s.mean_ms, s.p90_ms, s.p95_ms, s.p99_ms)),
                   f"{s.cv:.1%}", f"{s.throughput:.1f}")
-    console.print(stats)
-    console.print(
-        f"device: {env.get('device', env.get('host_cpu'))}; driver: {env.get('driver', '-')}; "
-        f"runtime: {env.get('runtime')}; threads: {env.get('intra_op_threads', '-')}; "
-        f"copies included: {env.get('include_copies')}; CUDA graph: {env.get('cuda_graph')}",
-        highlight=False,
-    )
+    items = [
+        Line(""),
+        Line(f"{report.model} on {report.backend}, {report.precision}, batch {report.batch}; "
+             f"{s.iterations} iterations, timer: {report.timing.timer}", "bold"),
+        stats,
+        Line(f"device: {env.get('device', env.get('host_cpu'))}; driver: {env.get('driver', '-')}; "
+             f"runtime: {env.get('runtime')}; threads: {env.get('intra_op_threads', '-')}; "
+             f"copies included: {env.get('include_copies')}; CUDA graph: {env.get('cuda_graph')}"),
+    ]
     if report.layerwise is not None:
-        _render_types(report, console)
-    for note in report.notes:
-        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+        items += _type_items(report)
+    return items + [Line(f"note: {note}", "yellow") for note in report.notes]
 
 
-def _render_types(report, console: Console) -> None:
+def _type_items(report) -> list:
     lw = report.layerwise
-    table = Table(title=f"Latency per layer type ({lw.method})")
-    for col in ("Type", "Layers", "ms", "% time", "% Mult-Adds", "GMAC/s", "FLOP/B", "Bound", "% roofline"):
-        table.add_column(col, justify="left" if col == "Type" else "right")
+    table = Table(f"Latency per layer type ({lw.method})",
+                  [(c, "left" if c == "Type" else "right")
+                   for c in ("Type", "Layers", "ms", "% time", "% Mult-Adds", "GMAC/s", "FLOP/B", "Bound", "% roofline")])
     for t in report.by_type:
         table.add_row(t.type, str(t.layers), f"{t.ms:.3f}", f"{t.pct:.1f}", _f(t.mult_adds_pct, ".2f"),
                       _f(t.gmacs, ".1f"), _f(t.intensity, ".1f"), t.bound or "-", _f(t.pct_of_roofline, ".1f"))
-    console.print(table)
     ratio = report.sum_ratio
     line = f"per-layer method: {lw.method} ({lw.measures}); sum {lw.sum_ms:.3f} ms = {ratio:.2f} x the end-to-end median"
     if lw.instrumented_ms:
         line += f"; instrumented run {lw.instrumented_ms:.3f} ms/inference ({lw.instrumented_ms / report.median_ms:.2f} x)"
-    console.print(line, highlight=False)
+    items = [table, Line(line)]
     if report.gap_explanation:
-        console.print(f"[yellow]gap:[/yellow] {report.gap_explanation}", highlight=False)
-    for note in lw.notes:
-        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+        items.append(Line(f"gap: {report.gap_explanation}", "yellow"))
+    return items + [Line(f"note: {note}", "yellow") for note in lw.notes]
 
 
 def plot_latency_vs_macs(profile, report, path: str | Path) -> Path:

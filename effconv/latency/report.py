@@ -4,6 +4,9 @@ profile (Mult-Adds per layer type) and a device roofline. Entry points:
 - `measure_model(source, options)`: `effconv latency MODEL` (an ONNX file, zoo name, spec, run).
 - `measure_profile_latency(profile, options)`: what `effconv profile --latency` calls.
 - `check_budget(report, budget_ms)`: raises CheckFailedError (exit 1) when the median is over.
+
+ONNX files from outside are timed in a limited child process (effconv.latency.isolated), which
+sends the report back as its JSON document; `LatencyReport.from_dict` rebuilds it here.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from effconv.errors import CheckFailedError, EffconvError, UsageError
+from effconv.errors import CheckFailedError, EffconvError, InvalidInputError, UsageError
 from effconv.latency import best_backend, get_backend
-from effconv.latency.base import LatencyOptions, Timing, host_environment, time_runner
-from effconv.latency.layerwise import LayerwiseContext, LayerwiseResult, measure_layers
+from effconv.latency.base import LatencyOptions, Statistics, Timing, host_environment, time_runner
+from effconv.latency.layerwise import LayerTime, LayerwiseContext, LayerwiseResult, measure_layers
 from effconv.latency.onnxgraph import OnnxGraph, load_onnx_graph
 from effconv.latency.roofline import load_device_profile, roofline
 from effconv.latency.source import ModelInput, model_input
+from effconv.sandbox import Limits
 
 SUM_RATIO_BOUNDS = (0.75, 1.25)  # per-layer sum / end-to-end median judged "consistent" inside these
 
@@ -69,6 +73,31 @@ class LatencyReport:
         from effconv.latency.render import report_dict
 
         return report_dict(self)
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any], profile=None, samples_ms=None) -> LatencyReport:
+        """The report whose `to_dict()` is `doc` (e.g. sent by an isolated child). The raw samples
+        are not in `doc`: pass them as `samples_ms` (else `timing.samples_ms` is empty)."""
+        from effconv.latency.render import LATENCY_SCHEMA_VERSION
+
+        if doc.get("schema_version") != LATENCY_SCHEMA_VERSION:
+            raise InvalidInputError(f"latency document has schema_version {doc.get('schema_version')!r}, "
+                                    f"expected {LATENCY_SCHEMA_VERSION}")
+        env = dict(doc["environment"])
+        timing = Timing(tuple(samples_ms or ()), env.get("warmup_iterations", 0), Statistics(**doc["statistics"]),
+                        doc["timer"])
+        per_layer = doc["per_layer"]
+        layerwise = _layerwise_from_dict(per_layer) if per_layer is not None else None
+        types_of = {row["name"]: row["type"] for row in per_layer["layers"]} if per_layer is not None else {}
+        return cls(doc["model"], doc["backend"], doc["precision"], doc["batch"], timing, env, layerwise,
+                   tuple(TypeLatency(**t) for t in doc["by_type"]), types_of, doc["device_profile"],
+                   tuple(doc["notes"]), profile)
+
+
+def _layerwise_from_dict(d: Mapping[str, Any]) -> LayerwiseResult:
+    layers = tuple(LayerTime(row["name"], row["op_type"], tuple(row["nodes"]), row["ms"]) for row in d["layers"])
+    return LayerwiseResult(d["method"], d["measures"], layers, d["sum_ms"], d["instrumented_ms"], d["runs"],
+                           tuple(d["notes"]))
 
 
 def explain_gap(method: str, ratio: float) -> str | None:
@@ -153,13 +182,30 @@ def _type_row(kind, r, sum_ms, total_macs, device, precision, have_costs) -> Typ
     )
 
 
-def measure_model(source: str | Path, options: LatencyOptions) -> LatencyReport:
-    """Time an ONNX file, zoo model or run; the static profile is joined when it can be built."""
+def measure_model(source: str | Path, options: LatencyOptions, *, isolate: bool | None = None,
+                  limits: Limits | None = None) -> LatencyReport:
+    """Time an ONNX file, zoo model or run; the static profile is joined when it can be built.
+
+    `isolate`: None times ONNX files from outside in a limited child process (`limits`, default
+    `Limits()`; see effconv.latency.isolated) and zoo models or runs, which effconv exported itself,
+    in this one; True isolates every ONNX-backend run; False none. Torch backends always run here:
+    they time effconv's own module."""
     backend = options.backend
     need_onnx = backend is None or get_backend(backend).kind == "onnx"
     with model_input(source, options.batch, need_onnx=need_onnx) as model:
+        if _in_child(model, options, model.build is None if isolate is None else isolate):
+            from effconv.latency.isolated import measure_onnx_isolated
+
+            return measure_onnx_isolated(model.onnx_path, model.name, options, limits=limits,
+                                         input_shape=model.input_shape, static_profile=True)
         profile = _static_profile(model, options.batch)
         return _measure(model, options, profile)
+
+
+def _in_child(model: ModelInput, options: LatencyOptions, isolate: bool) -> bool:
+    """Isolate ONNX-backend runs only (no --backend: the best ONNX backend, chosen in the child)."""
+    onnx_backend = options.backend is None or get_backend(options.backend).kind == "onnx"
+    return isolate and onnx_backend and model.onnx_path is not None
 
 
 def _static_profile(model: ModelInput, batch: int):
@@ -176,15 +222,24 @@ def _static_profile(model: ModelInput, batch: int):
         return profile_onnx(model.onnx_path, model=model.name, batch=batch)
 
 
-def measure_profile_latency(profile, options: LatencyOptions, build=None) -> LatencyReport:
+def measure_profile_latency(profile, options: LatencyOptions, build=None, *, isolate: bool | None = False,
+                            limits: Limits | None = None) -> LatencyReport:
     """Latency for a `ModelProfile` (effconv.profile): times `profile.onnx_path`, or re-exports the
     zoo model `profile.model` when that temporary file is gone. `build` (returns the torch module
-    the file was exported from) lets torch backends run too. Does not check the budget: render
-    the report, then call `check_budget(report, options.budget_ms)`."""
+    the file was exported from) lets torch backends run too. `isolate`: True times the file with an
+    ONNX backend in a limited child process (`limits`, default `Limits()`), None does so unless
+    effconv exported the file itself (`profile.temporary_onnx`), False (default) never. Does not
+    check the budget: render the report, then call `check_budget(report, options.budget_ms)`."""
     path = Path(profile.onnx_path)
     if path.is_file():
         shape = next(iter(profile.input_shapes.values()), None)
-        return _measure(ModelInput(profile.model, path, build, tuple(shape) if shape else None), options, profile)
+        model = ModelInput(profile.model, path, build, tuple(shape) if shape else None)
+        if _in_child(model, options, not profile.temporary_onnx if isolate is None else isolate):
+            from effconv.latency.isolated import measure_onnx_isolated
+
+            return measure_onnx_isolated(path, profile.model, options, profile, limits,
+                                         input_shape=model.input_shape)
+        return _measure(model, options, profile)
     with model_input(profile.model, options.batch) as model:
         return _measure(model, options, profile)
 

@@ -96,3 +96,15 @@ def test_mobilenet_v1_224_ort_profiler_sum_ratio():
     shares = {t.type: t.mult_adds_pct for t in report.by_type}
     assert shares["Conv 1x1"] == pytest.approx(94.86, abs=0.01)  # the MobileNet paper's table
     assert report.layerwise.instrumented_ms > 0
+
+
+def test_profiled_runs_stop_at_the_cap_so_traces_stay_bounded():
+    """A long --duration-s must not grow the per-layer trace without bound (it is parsed in memory)."""
+    from effconv.latency.base import LatencyOptions
+    from effconv.latency.layerwise import MAX_PROFILED_RUNS, _profiled_runs
+
+    calls = []
+    _, totals = _profiled_runs(lambda: calls.append(1), LatencyOptions(warmup_ms=0, duration_s=60.0, iterations=1))
+    assert len(totals) == MAX_PROFILED_RUNS
+    _, totals = _profiled_runs(lambda: None, LatencyOptions(warmup_ms=0, duration_s=60.0, iterations=MAX_PROFILED_RUNS + 50))
+    assert len(totals) == MAX_PROFILED_RUNS + 50
