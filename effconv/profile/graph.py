@@ -18,8 +18,10 @@ from onnx import TensorProto
 from effconv.errors import InvalidInputError, ResourceLimitError, UsageError
 from effconv.profile.fold import fold_constants
 from effconv.profile.model import Dim, Shape, parse_input_shape  # noqa: F401 (re-exported)
+from effconv.profile.wire import Malformed, strip_weights
 from effconv.safety import check_external_data, is_lfs_pointer, tensor_byte_size
 
+STRIP_MIN_FILE = 1 << 20  # bytes: smaller files are read whole (the wire walk would not pay off)
 SMALL_INIT = 1024  # elements: initializers up to this size stay in the skeleton (Reshape shapes...)
 FLOAT_TYPES = frozenset(
     {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16}
@@ -76,10 +78,10 @@ def load_graph(
 ) -> Graph:
     """Read, check and shape-infer `path`. Errors: InvalidInputError (exit 3), UsageError (exit 2)."""
     path = Path(path)
-    model = _parse(_read_bytes(path), path)
+    model, raw_lengths = _read_model(path)
     _check_versions(model, path)
     try:
-        return _load_checked(model, path, input_shapes, batch)
+        return _load_checked(model, path, input_shapes, batch, raw_lengths)
     except UnicodeDecodeError as exc:  # a string field that parsed but is not UTF-8
         raise InvalidInputError("not an ONNX model (a name or string is not valid UTF-8)", path=path) from exc
 
@@ -89,9 +91,10 @@ def _load_checked(
     path: Path,
     input_shapes: Mapping[str, tuple[int, ...]] | None,
     batch: int | None,
+    raw_lengths: Mapping[int, int],
 ) -> Graph:
     _check_external_data(model, path)
-    _check_initializers(model, path)
+    _check_initializers(model, path, raw_lengths)
     skeleton = _skeleton(model)
     fold_constants(skeleton.graph)  # static pads/shapes for the one inference pass (see fold.py)
     init_names = {t.name for t in model.graph.initializer}
@@ -119,6 +122,28 @@ def _load_checked(
 def _first_line(exc: Exception) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     return lines[0] if lines else type(exc).__name__
+
+
+def _read_model(path: Path) -> tuple[onnx.ModelProto, Mapping[int, int]]:
+    """The parsed model and {initializer index: raw_data length} for the weights left unread
+    (effconv.profile.wire). Small files, and any file the wire walk does not understand, are read
+    and parsed whole, which also gives the usual error for a broken one."""
+    try:
+        big = path.is_file() and path.stat().st_size > STRIP_MIN_FILE
+    except OSError:
+        big = False
+    if big and not _lfs_head(path):
+        try:
+            data, lengths = strip_weights(path)
+            return _parse(data, path), lengths
+        except (Malformed, OSError, ValueError, InvalidInputError):
+            pass
+    return _parse(_read_bytes(path), path), {}
+
+
+def _lfs_head(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return is_lfs_pointer(fh.read(64))
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -180,26 +205,17 @@ def _check_external_data(model: onnx.ModelProto, path: Path) -> None:
     check_external_data(model, path)
 
 
-def _check_initializers(model: onnx.ModelProto, path: Path) -> None:
+def _check_initializers(model: onnx.ModelProto, path: Path, raw_lengths: Mapping[int, int]) -> None:
     """Embedded initializers must hold exactly dims x item size bytes, with no negative dim.
-
-    The weight bytes of a large initializer (more than SMALL_INIT elements: the skeleton makes it a
-    typed input) are never needed, so they are dropped here and their length is read from the
-    change in the tensor's serialized size: no copy of every weight into a Python bytes object
-    (~17 MB for MobileNet v1)."""
-    for t in model.graph.initializer:
+    `raw_lengths`: the byte counts of the weights that were never read (by initializer index)."""
+    for i, t in enumerate(model.graph.initializer):
         if any(d < 0 for d in t.dims):
             raise InvalidInputError(f"initializer {t.name!r} has a negative dimension {list(t.dims)}", path=path)
-        if t.data_location == TensorProto.EXTERNAL or not t.HasField("raw_data"):
+        if t.data_location == TensorProto.EXTERNAL:
             continue
-        need = tensor_byte_size(t)
-        if _elements(t) > SMALL_INIT:
-            before = t.ByteSize()
-            t.ClearField("raw_data")
-            have = _raw_length(before - t.ByteSize())
-        else:
-            have = len(t.raw_data)
-        if have and need is not None and have != need:
+        have = raw_lengths[i] if i in raw_lengths else len(t.raw_data)
+        need = tensor_byte_size(t) if have else None
+        if need is not None and have != need:
             raise InvalidInputError(
                 f"initializer {t.name!r} holds {have} bytes where its shape {list(t.dims)} needs {need}",
                 path=path,
@@ -211,16 +227,6 @@ def _elements(t: onnx.TensorProto) -> int:
     for d in t.dims:
         n *= d
     return n
-
-
-def _raw_length(field_size: int) -> int:
-    """The length L of a bytes field that takes `field_size` bytes on the wire (a 1-byte tag, L
-    as a varint, L bytes). L + len(varint(L)) grows with L, so at most one L fits."""
-    for varint in range(1, 11):
-        length = field_size - 1 - varint
-        if length >= 0 and max(1, (length.bit_length() + 6) // 7) == varint:
-            return length
-    return -1
 
 
 def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -1,6 +1,5 @@
-"""Embedded initializers must hold exactly dims x item size bytes. Large ones are checked from the
-change in their serialized size (their bytes are dropped, never copied): the same verdict as
-len(raw_data), which is the oracle here, on both sides of the SMALL_INIT cut and of varint widths."""
+"""Embedded initializers must hold exactly dims x item size bytes (the message names the tensor and
+both counts), for small initializers (kept in the skeleton) and large ones (made typed inputs)."""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ from onnx import TensorProto, helper
 
 from effconv.errors import InvalidInputError
 from effconv.profile import profile_onnx
-from effconv.profile.graph import SMALL_INIT, _raw_length
+from effconv.profile.graph import SMALL_INIT
 
 
 def _model(path, out_channels: int, extra_bytes: int):
@@ -40,10 +39,3 @@ def test_wrong_byte_count_is_refused_on_both_sides_of_the_cut(tmp_path, out_chan
     with pytest.raises(InvalidInputError) as err:
         profile_onnx(path)
     assert f"holds {4 * elements + extra} bytes where its shape" in str(err.value)
-
-
-@pytest.mark.parametrize("length", [0, 1, 126, 127, 128, 16_383, 16_384, 2_097_151, 2_097_152, 2**28 + 3])
-def test_raw_length_inverts_the_wire_size(length):
-    t = TensorProto()
-    t.raw_data = b"\x01" * length
-    assert _raw_length(t.ByteSize()) == length
