@@ -70,3 +70,25 @@ def test_rich_table_has_the_same_cells_and_no_markup_parsing():
     for cell in ("Conv 1x1", "539,492,352", "a[/b]", "zero-cost: Relu x27", "Note: [red]x"):
         assert cell in out
     assert to_rich(t).row_count == 4  # the section is a rule on the row before it, not a row
+
+
+@pytest.mark.parametrize("width", [50, 80, 120, 200])
+def test_merged_layout_prints_what_rich_lays_out_itself(width):
+    """Oracle: the same table with every column given to rich (merge=False), as plain text."""
+    from rich.console import Console
+
+    t = Table("per layer", [("Layer", "left"), ("Op", "left"), ("Output", "left"), ("Mult-Adds", "right"),
+                            ("%", "right")])
+    for i in range(30):
+        t.add_row(f"/model/block{i}/conv{i % 3}/Conv_with_a_long_name", "Conv", f"1x{32 * (i + 1)}x14x14",
+                  f"{1234567 * (i + 1):,}", f"{i * 1.5:.2f}")
+    t.add_section()
+    t.add_row("Total", "", "", "999,999,999", "100.00")
+    t.caption = "the 30 costliest"
+    outs = []
+    for merge in (False, True):
+        console = Console(file=io.StringIO(), width=width, color_system=None, emoji=False)
+        console.print(to_rich(t, merge=merge))
+        outs.append(console.file.getvalue())
+    assert outs[0] == outs[1]
+    assert "37,037,010" in outs[1]  # numbers are never cut, whatever the width

@@ -4,19 +4,21 @@ Pipeline: graph.py (load, validate, infer shapes) -> handlers.py (Mult-Adds per 
 layer_types.py (paper vocabulary) -> core.py (per layer, per type, totals) -> report.py (tables,
 JSON, CSV, Markdown, plot). `profile_model` is the one entry point.
 
-Importing this package loads no onnx: `model.py` (the profile as data) and `source.py` stay cheap for
-the CLI process, which only renders what its isolated child computed. The names below that need onnx
-are imported on first use.
+Importing this package loads no onnx: `model.py` (the profile as data) stays cheap for the CLI
+process, which only renders what its isolated child computed. The other names are imported on first
+use (the sandbox worker imports this package first: every module here is on its critical path).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from effconv.profile.model import CONVENTIONS, LayerCost, ModelProfile, Totals, TypeCost, parse_input_shape
-from effconv.profile.source import OnnxSource, onnx_source
+
+if TYPE_CHECKING:
+    from effconv.profile.source import OnnxSource
 
 __all__ = [
     "CONVENTIONS", "LayerCost", "ModelProfile", "Totals", "TypeCost",
@@ -24,7 +26,8 @@ __all__ = [
     "profile_source", "OnnxSource",
 ]
 
-_LAZY = {"load_graph": "effconv.profile.graph", "profile_graph": "effconv.profile.core"}
+_LAZY = {"load_graph": "effconv.profile.graph", "profile_graph": "effconv.profile.core",
+         "onnx_source": "effconv.profile.source", "OnnxSource": "effconv.profile.source"}
 
 
 def __getattr__(name: str):
@@ -62,12 +65,16 @@ def profile_model(
 ) -> ModelProfile:
     """Profile an ONNX file, a zoo name or a spec file (zoo models are exported to a temporary
     ONNX file first; the profile's `onnx_path` then names a file that no longer exists)."""
+    from effconv.profile.source import onnx_source
+
     with onnx_source(source, input_shapes=input_shapes, batch=batch) as src:
         return profile_source(src, input_shapes=input_shapes, batch=batch, convention=convention, strict=strict)
 
 
 def profile_source(src: OnnxSource, *, input_shapes=None, batch=None, convention="paper", strict=False):
     """Profile what `onnx_source` yielded (zoo exports already have static shapes)."""
+    import dataclasses
+
     if src.spec is not None:
         prof = profile_onnx(src.path, model=src.model, convention=convention, strict=strict)
         return dataclasses.replace(prof, temporary_onnx=True)
