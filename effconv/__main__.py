@@ -1,4 +1,4 @@
-from effconv.cli import main
+from effconv.cli import run
 
 if __name__ == "__main__":
-    main()
+    run()

@@ -66,3 +66,26 @@ def main(argv: list[str] | None = None) -> None:
             soft_wrap=True,
         )
         sys.exit(EXIT_RUNTIME_CRASH)
+
+
+def run() -> None:
+    """The console script and `python -m effconv`: `main()`, then leave without the interpreter's
+    teardown (freeing Typer, rich and the rest: ~20 ms of a ~0.4 s `effconv profile`). Exit
+    handlers still run (multiprocessing's child clean-up, the prestarted worker's), and stdout and
+    stderr are flushed; every file effconv writes is closed before its command returns."""
+    import atexit
+
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if isinstance(exc.code, str):
+            sys.stderr.write(exc.code + "\n")
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (effconv profile | head): nothing left to say
+            pass
+    os._exit(code)
