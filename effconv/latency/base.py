@@ -11,9 +11,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from effconv.errors import UsageError
 
@@ -111,6 +112,8 @@ class Statistics:
 
 def compute_statistics(samples_ms: np.ndarray | list[float], batch: int) -> Statistics:
     """Statistics of per-iteration times; percentiles use numpy's default linear interpolation."""
+    import numpy as np
+
     s = np.asarray(samples_ms, dtype=np.float64)
     if s.size == 0:
         raise UsageError("no timed iterations")

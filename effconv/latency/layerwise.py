@@ -16,18 +16,20 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from effconv.errors import UsageError
 from effconv.latency.base import LatencyOptions, time_runner
-from effconv.latency.onnxgraph import OnnxGraph, fused_group_ending_at, fused_groups, submodel
+
+if TYPE_CHECKING:  # numpy and onnx are imported by the functions that measure: the CLI process that
+    # only renders a child's report (LayerTime, LayerwiseResult) loads neither
+    from effconv.latency.onnxgraph import OnnxGraph
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ def ort_profiler(ctx: LayerwiseContext) -> LayerwiseResult:
     runs = split_runs(events)[warm:]
     layers = map_ort_nodes(median_per_node(runs), ctx.graph)
     return _result("ort-profiler", "ONNX Runtime CPU EP node times (host clock; CPU kernels run on the host)",
-                   layers, float(np.median(totals)), len(runs))
+                   layers, statistics.median(totals), len(runs))
 
 
 def split_runs(events: list[dict]) -> list[dict[str, tuple[str, float]]]:
@@ -126,13 +128,15 @@ def median_per_node(runs: list[dict[str, tuple[str, float]]]) -> dict[str, tuple
     keep = ranked[len(ranked) // 4: len(ranked) - len(ranked) // 4] or ranked
     names = dict.fromkeys(n for r in runs for n in r)
     ops = {n: r[n][0] for r in runs for n in r}
-    return {n: (ops[n], float(np.mean([r.get(n, ("", 0.0))[1] for r in keep]))) for n in names}
+    return {n: (ops[n], statistics.fmean([r.get(n, ("", 0.0))[1] for r in keep])) for n in names}
 
 
 def map_ort_nodes(times: dict[str, tuple[str, float]], graph: OnnxGraph) -> list[LayerTime]:
     """Optimised-graph node names -> ONNX nodes. ORT keeps a node's name when it fuses into it
     (FusedConv keeps the Conv's name) and names NCHWc nodes after the fused group's output tensor
     plus `_nchwc`; nodes it inserts itself (layout reorders) match nothing and are kept as such."""
+    from effconv.latency.onnxgraph import fused_group_ending_at
+
     names = {n.name for n in graph.nodes}
     layers = []
     for event, (op, ms) in times.items():
@@ -187,6 +191,7 @@ def tensorrt_profiler(ctx: LayerwiseContext) -> LayerwiseResult:
 def isolate(ctx: LayerwiseContext) -> LayerwiseResult:
     """Time each fused group alone on the same backend with the same loop (shorter duration)."""
     from effconv.latency import get_backend
+    from effconv.latency.onnxgraph import fused_groups, submodel
 
     backend = get_backend(ctx.backend)
     if backend.kind != "onnx":

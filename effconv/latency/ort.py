@@ -15,15 +15,20 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from effconv.errors import InvalidInputError, RuntimeCrashError, UsageError
 from effconv.latency.base import HostTimer, LatencyOptions, gpu_environment
 
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy dtype names by ONNX Runtime type (numpy is imported where a run needs it: the CLI process
+# that only renders a child's report never loads it)
 _NP_TYPES = {
-    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(uint8)": np.uint8,
-    "tensor(int8)": np.int8, "tensor(bool)": np.bool_,
+    "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+    "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(uint8)": "uint8",
+    "tensor(int8)": "int8", "tensor(bool)": "bool_",
 }
 
 
@@ -53,6 +58,8 @@ def session_options(options: LatencyOptions, *, profile_prefix: str | None = Non
 
 def make_inputs(session, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Random inputs of the model's declared shapes; a symbolic or -1 first dimension takes `batch`."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     feeds = {}
     for arg in session.get_inputs():
@@ -69,6 +76,7 @@ def make_inputs(session, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
         dtype = _NP_TYPES.get(arg.type)
         if dtype is None:
             raise UsageError(f"input {arg.name!r} has unsupported type {arg.type}")
+        dtype = np.dtype(dtype)
         values = rng.standard_normal(shape) if np.issubdtype(dtype, np.floating) else np.zeros(shape)
         feeds[arg.name] = values.astype(dtype)
     return feeds
@@ -115,6 +123,8 @@ class OrtRunner:
 
     def _bind_on_device(self, ort, feeds: dict[str, np.ndarray]):
         """Inputs copied to the GPU once; outputs preallocated there (CUDA graphs need fixed addresses)."""
+        import numpy as np
+
         shapes = [o.shape for o in self.session.run(None, feeds)]  # one plain run learns output shapes
         binding = self.session.io_binding()
         self._keep = []  # OrtValues must outlive the binding
@@ -123,7 +133,7 @@ class OrtRunner:
             self._keep.append(ov)
             binding.bind_ortvalue_input(name, ov)
         for meta, shape in zip(self.session.get_outputs(), shapes):
-            ov = ort.OrtValue.ortvalue_from_shape_and_type(shape, _NP_TYPES[meta.type], "cuda", 0)
+            ov = ort.OrtValue.ortvalue_from_shape_and_type(shape, np.dtype(_NP_TYPES[meta.type]).type, "cuda", 0)
             self._keep.append(ov)
             binding.bind_ortvalue_output(meta.name, ov)
         run_options = ort.RunOptions()

@@ -14,16 +14,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from effconv.errors import CheckFailedError, EffconvError, InvalidInputError, UsageError
 from effconv.latency import best_backend, get_backend
 from effconv.latency.base import LatencyOptions, Statistics, Timing, host_environment, time_runner
 from effconv.latency.layerwise import LayerTime, LayerwiseContext, LayerwiseResult, measure_layers
-from effconv.latency.onnxgraph import OnnxGraph, load_onnx_graph
 from effconv.latency.roofline import load_device_profile, roofline
 from effconv.latency.source import ModelInput, model_input
 from effconv.sandbox import Limits
+
+if TYPE_CHECKING:  # onnx is imported where a measurement runs, not in a CLI that renders a child's report
+    from effconv.latency.onnxgraph import OnnxGraph
 
 SUM_RATIO_BOUNDS = (0.75, 1.25)  # per-layer sum / end-to-end median judged "consistent" inside these
 
@@ -135,6 +137,8 @@ def _measure(model: ModelInput, options: LatencyOptions, profile=None) -> Latenc
     env = {**host_environment(), **runner.environment(), "backend": backend, "precision": options.precision,
            "batch": options.batch, "include_copies": options.include_copies, "cuda_graph": options.cuda_graph,
            "timer": timing.timer, "warmup_ms": options.warmup_ms, "warmup_iterations": timing.warmup_iterations}
+    from effconv.latency.onnxgraph import load_onnx_graph
+
     graph = load_onnx_graph(model.onnx_path, options.batch) if model.onnx_path is not None else None
     layerwise = None
     if options.per_layer != "none":

@@ -26,7 +26,7 @@ HOOK = """
 import os, sys
 class _Log:
     def find_spec(self, name, path=None, target=None):
-        if name in ("onnx", "typer"):
+        if name in ("onnx", "typer", "onnxruntime"):
             line = f"{name} {os.getpid()} {'typer' in sys.modules}\\n"
             fd = os.open(os.environ["IMPORT_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
             os.write(fd, line.encode()); os.close(fd)
@@ -73,6 +73,21 @@ def test_worker_imports_onnx_before_typer_and_gives_the_same_profile(run_cli, tm
     doc = json.loads(out.read_text())
     want = profile_onnx(MODEL).to_dict()
     assert doc["layers"] == want["layers"] and doc["totals"] == want["totals"] and doc["by_type"] == want["by_type"]
+
+
+def test_profile_with_latency_keeps_onnx_and_onnxruntime_out_of_the_cli(run_cli, tmp_path):
+    """The default `effconv profile FILE`: parsed by the prestarted worker, timed by a second child
+    (forked from the CLI, which has neither library loaded); the JSON carries both sections."""
+    out = tmp_path / "p.json"
+    res, rows = run_cli("profile", MODEL, "--quiet", "--json", out, "--backend", "ort-cpu", "--warmup-ms", "5",
+                        "--duration-s", "0.05", "--iterations", "3", "--per-layer", "none")
+    assert res.returncode == 0, res.stderr
+    parent = _parent_pid(rows)
+    assert {name for name, pid, _ in rows if pid == parent} == {"typer"}
+    assert {name for name, pid, _ in rows if pid != parent} >= {"onnx", "onnxruntime"}
+    doc = json.loads(out.read_text())
+    assert doc["totals"] == profile_onnx(MODEL).to_dict()["totals"]
+    assert doc["latency"]["backend"] == "ort-cpu" and doc["latency"]["statistics"]["iterations"] >= 3
 
 
 def test_no_isolate_parses_in_the_parent(run_cli):
