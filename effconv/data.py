@@ -15,7 +15,6 @@ import hashlib
 import io
 import os
 import pickle
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -43,14 +43,18 @@ _worker: Worker | None = None
 def wanted(args: Sequence[str]) -> bool:
     """Prestart for `effconv profile FILE ...` (FILE an existing file, not a .toml spec), unless
     --no-isolate, --help, EFFCONV_SPAWN=1 (spawn only), no fork, or torch/onnxruntime are loaded."""
-    if "profile" not in args or any(a in ("--no-isolate", "-h", "--help") for a in args):
-        return False
-    if os.environ.get("EFFCONV_SPAWN") == "1" or not hasattr(os, "fork"):
-        return False
-    if any(name in sys.modules for name in ("torch", "onnxruntime")):  # native threads: no fork
+    if "profile" not in args or any(a in ("--no-isolate", "-h", "--help") for a in args) or not can_fork():
         return False
     rest = args[args.index("profile") + 1:]
     return any(not a.startswith("-") and not a.endswith(".toml") and os.path.isfile(a) for a in rest)
+
+
+def can_fork() -> bool:
+    """A child may be forked: fork exists, EFFCONV_SPAWN=1 is not set, and no library that starts
+    native threads (torch, ONNX Runtime) is loaded, so no thread pool can be copied mid-lock."""
+    if os.environ.get("EFFCONV_SPAWN") == "1" or not hasattr(os, "fork"):
+        return False
+    return not any(name in sys.modules for name in ("torch", "onnxruntime"))
 
 
 def prestart(args: Sequence[str]) -> Worker | None:

@@ -109,11 +109,8 @@ def _outcome(raw: bytes | None, code: int | None, tail: str, limits: Limits, lab
 
 
 def _start_method() -> str:
-    """"fork" unless a library that starts native threads (torch, ONNX Runtime) is loaded."""
-    threaded = any(name in sys.modules for name in ("torch", "onnxruntime"))
-    if threaded or not hasattr(os, "fork") or os.environ.get("EFFCONV_SPAWN") == "1":
-        return "spawn"
-    return "fork"
+    """"fork" when effconv.prestart.can_fork() (no threaded native library loaded), else "spawn"."""
+    return "fork" if prestart.can_fork() else "spawn"
 
 
 def _receive(receiver, proc, timeout_s: float | None, label: str) -> bytes | None:
@@ -275,7 +272,9 @@ def profile_onnx_isolated(path: str | Path, *, limits: Limits = Limits(), **opti
     """effconv.profile.profile_onnx(path, **options) in a limited child; returns the ModelProfile
     rebuilt from the plain data the child sent (its JSON document, `ModelProfile.to_dict()`)."""
     doc = run_in_child(_profile_child, (str(path),), options, limits, label=str(path))
-    return profile_from_dict(doc, onnx_path=Path(path))
+    from effconv.profile.model import ModelProfile
+
+    return ModelProfile.from_dict(doc, onnx_path=path)
 
 
 def _profile_child(path: str, **options) -> dict:
@@ -284,10 +283,3 @@ def _profile_child(path: str, **options) -> dict:
     if options.get("input_shapes"):  # JSON from a prestarted worker's job: lists back to tuples
         options["input_shapes"] = {k: tuple(v) for k, v in options["input_shapes"].items()}
     return profile_onnx(path, **options).to_dict()
-
-
-def profile_from_dict(doc: Mapping[str, Any], *, onnx_path: Path) -> Any:
-    """Rebuild a ModelProfile from its JSON document (no onnx import: see effconv/profile/model.py)."""
-    from effconv.profile.model import ModelProfile
-
-    return ModelProfile.from_dict(doc, onnx_path=onnx_path)

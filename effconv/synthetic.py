@@ -237,7 +237,7 @@ def check_synthetic(spec, config, distributed: bool = False) -> None:
         raise UsageError(f"{where} supports a constant rate, fp32, no label smoothing, no compile, one process; not: {what}")
 
 
-def run_synthetic(setup) -> "TrainResult":
+def run_synthetic(setup) -> "TrainResult":  # noqa: F821 (imported inside: torch-heavy)
     """Train `setup.model` (a zoo VGG) with synthetic gradients on the run's data and options
     (steps, batch, optimizer and rate, augmentation, seed, eval_every, eval_subset).
 

@@ -5,40 +5,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from effconv.cli.app import JsonOut, Quiet, app, console
 from effconv.cli.options import (
-    Backend, Batch, BudgetMs, CudaGraph, DeviceProfile, DurationS, IncludeCopies, Iterations, LatencyPlot, PerLayer,
-    Precision, Threads, TorchMode, WarmupMs, latency_options,
+    Backend, Batch, BudgetMs, CudaGraph, DeviceProfile, DurationS, IncludeCopies, Isolate, Iterations, LatencyPlot,
+    MemLimitMb, PerLayer, Precision, Threads, TimeoutS, TorchMode, WarmupMs, latency_options, sandbox_limits,
 )
 from effconv.io import write_text
-from effconv.sandbox import DEFAULT_MEM_LIMIT_MB, DEFAULT_TIMEOUT_S, Limits
+from effconv.sandbox import DEFAULT_MEM_LIMIT_MB, DEFAULT_TIMEOUT_S
 
 device_app = typer.Typer(help="Device ceilings for the roofline: list the profiles, calibrate this machine.",
                          no_args_is_help=True)
 app.add_typer(device_app, name="device")
-
-# The same flags as `effconv profile`'s (effconv/cli/profile.py), with help for the timed run.
-Isolate = Annotated[
-    Optional[bool],
-    typer.Option("--isolate/--no-isolate", show_default=False, rich_help_panel="Sandbox",
-                 help="Time the model in a child process with memory and time limits (default: ONNX files yes, "
-                      "zoo models and runs no; torch backends never): a native crash is exit 5, a limit exit 4."),
-]
-MemLimitMb = Annotated[
-    int, typer.Option("--mem-limit-mb", min=0, rich_help_panel="Sandbox",
-                      help="Address-space limit of the isolated run, MB (0: none); CPU backends only, "
-                           "as CUDA reserves more virtual memory than it uses.")
-]
-TimeoutS = Annotated[
-    float, typer.Option("--timeout-s", min=0, rich_help_panel="Sandbox",
-                        help="Wall-clock limit of the isolated run beyond its expected length "
-                             "(warm-up + duration per pass), seconds (0: none).")
-]
-
 
 @app.command("backends")
 def backends_cmd(
@@ -151,7 +132,7 @@ def latency_cmd(
         iterations=iterations, include_copies=include_copies, cuda_graph=cuda_graph, per_layer=per_layer,
         device_profile=device_profile, threads=threads, torch_mode=torch_mode, budget_ms=budget_ms,
     )
-    report = measure_model(model, options, isolate=isolate, limits=Limits(mem_limit_mb or None, timeout_s or None))
+    report = measure_model(model, options, isolate=isolate, limits=sandbox_limits(mem_limit_mb, timeout_s))
     if not quiet:
         render_latency(report, console)
     if json_out is not None:

@@ -45,3 +45,29 @@ def latency_options(batch: int | None, **kwargs):
     from effconv.latency.base import LatencyOptions
 
     return LatencyOptions(batch=batch or 1, **kwargs)
+
+# Sandbox: files from outside are parsed and timed in limited child processes (effconv.sandbox).
+Isolate = Annotated[
+    Optional[bool],
+    typer.Option("--isolate/--no-isolate", show_default=False, rich_help_panel="Sandbox",
+                 help="Parse and time the model in child processes with memory and time limits (default: ONNX "
+                      "files yes; zoo models, runs and torch backends no): a native crash is exit 5, a limit exit 4."),
+]
+MemLimitMb = Annotated[
+    int, typer.Option("--mem-limit-mb", min=0, rich_help_panel="Sandbox",
+                      help="Address-space limit of each isolated child, MB (0: none); the latency run gets it on "
+                           "CPU backends only, as CUDA reserves more virtual memory than it uses.")
+]
+TimeoutS = Annotated[
+    float, typer.Option("--timeout-s", min=0, rich_help_panel="Sandbox",
+                        help="Wall-clock limit of each isolated child, seconds (0: none); the latency run gets it "
+                             "on top of its expected length (warm-up + duration per pass).")
+]
+
+
+def sandbox_limits(mem_limit_mb: int, timeout_s: float):
+    """The CLI's --mem-limit-mb / --timeout-s (0: none) as effconv.sandbox.Limits."""
+    from effconv.sandbox import Limits
+
+    return Limits(mem_limit_mb or None, timeout_s or None)
+

@@ -11,8 +11,8 @@ import typer
 
 from effconv.cli.app import CsvOut, JsonOut, Quiet, app, console
 from effconv.cli.options import (
-    Backend, Batch, BudgetMs, CudaGraph, DeviceProfile, DurationS, IncludeCopies, Iterations, LatencyPlot, PerLayer,
-    Precision, Threads, TorchMode, WarmupMs, latency_options,
+    Backend, Batch, BudgetMs, CudaGraph, DeviceProfile, DurationS, IncludeCopies, Isolate, Iterations, LatencyPlot,
+    MemLimitMb, PerLayer, Precision, Threads, TimeoutS, TorchMode, WarmupMs, latency_options, sandbox_limits,
 )
 from effconv.errors import CheckFailedError, UsageError
 from effconv.sandbox import DEFAULT_MEM_LIMIT_MB, DEFAULT_TIMEOUT_S, Limits, profile_onnx_isolated
@@ -49,23 +49,6 @@ Crosscheck = Annotated[bool, typer.Option("--crosscheck", help="Zoo models: comp
 Latency = Annotated[
     bool, typer.Option("--latency/--no-latency", help="Also measure latency (end to end, then per layer); --no-latency: static only.")
 ]
-Isolate = Annotated[
-    Optional[bool],
-    typer.Option("--isolate/--no-isolate", show_default=False, rich_help_panel="Sandbox",
-                 help="Parse and time the model in child processes with memory and time limits (default: ONNX "
-                      "files yes, zoo models no): a native crash is exit 5, a limit exit 4."),
-]
-MemLimitMb = Annotated[
-    int, typer.Option("--mem-limit-mb", min=0, rich_help_panel="Sandbox",
-                      help="Address-space limit of the isolated parse and CPU latency run, MB (0: none).")
-]
-TimeoutS = Annotated[
-    float, typer.Option("--timeout-s", min=0, rich_help_panel="Sandbox",
-                        help="Wall-clock limit of the isolated parse, seconds (0: none); the latency run "
-                             "gets this on top of its expected length.")
-]
-
-
 def _shapes(items: list[str] | None) -> dict[str, tuple[int, ...]] | None:
     from effconv.profile.model import parse_input_shape
 
@@ -134,7 +117,7 @@ def profile_cmd(
     if not quiet:
         warm_up(console)  # on a terminal: rich loads here while the sandbox worker imports onnx
     with onnx_source(source or DEFAULT_MODEL, input_shapes=shapes, batch=batch) as src:
-        limits = Limits(mem_limit_mb or None, timeout_s or None)
+        limits = sandbox_limits(mem_limit_mb, timeout_s)
         prof = _static_profile(src, isolate, limits, input_shapes=shapes, batch=batch, convention=convention,
                                strict=strict)
         check = _crosscheck(src) if crosscheck else None

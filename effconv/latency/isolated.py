@@ -21,7 +21,8 @@ from effconv.latency import best_backend, get_backend
 from effconv.latency.base import LatencyOptions
 from effconv.latency.report import LatencyReport, _measure, _static_profile
 from effconv.latency.source import ModelInput
-from effconv.sandbox import Limits, profile_from_dict, run_in_child
+from effconv.profile.model import ModelProfile
+from effconv.sandbox import Limits, run_in_child
 
 # Text of the allocation failures ONNX Runtime and C++ report (ORT's arena: "Failed to allocate
 # memory for requested buffer of size N"), turned into exit 4 when the child runs under a limit.
@@ -79,7 +80,7 @@ def measure_onnx_isolated(onnx_path: str | Path, name: str, options: LatencyOpti
     limits = isolation_limits(options, limits or Limits())
     sent = run_in_child(measure_in_child, args, None, limits, label=str(onnx_path))
     if sent["profile"] is not None:
-        profile = profile_from_dict(sent["profile"], onnx_path=Path(onnx_path))
+        profile = ModelProfile.from_dict(sent["profile"], onnx_path=onnx_path)
     return LatencyReport.from_dict(sent["report"], profile=profile, samples_ms=sent["samples_ms"])
 
 
@@ -88,7 +89,7 @@ def measure_in_child(onnx_path: str, name: str, options: LatencyOptions, input_s
     """The child's side (importable by name, for spawn): time the file, return plain data."""
     path = Path(onnx_path)
     model = ModelInput(name, path, None, tuple(input_shape) if input_shape is not None else None)
-    profile = profile_from_dict(profile_doc, onnx_path=path) if profile_doc is not None else None
+    profile = ModelProfile.from_dict(profile_doc, onnx_path=path) if profile_doc is not None else None
     built = None
     if static_profile:
         profile = built = _static_profile(model, options.batch)
