@@ -55,21 +55,31 @@ def plain_output(stream: TextIO | None = None) -> bool:
         return True
 
 
+def _width(cell: str) -> int:
+    return max(len(line) for line in cell.split("\n"))
+
+
 def render_plain(table: Table) -> str:
-    """The title, a header, a dashed rule, the rows (a section is a rule), the caption."""
+    """The title, a header, a dashed rule, the rows (a section is a rule), the caption. A cell
+    with several lines spreads its row over as many lines."""
     heads = [h for h, _ in table.columns]
     cells = [r for r in table.rows if r is not None]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(heads)]
+    widths = [max([len(h)] + [_width(r[i]) for r in cells]) for i, h in enumerate(heads)]
 
-    def line(values: Sequence[str]) -> str:
-        parts = [v.rjust(w) if j == "right" else v.ljust(w)
-                 for v, w, (_, j) in zip(values, widths, table.columns)]
-        return "  ".join(parts).rstrip()
+    def lines(values: Sequence[str]) -> list[str]:
+        split = [v.split("\n") for v in values]
+        out = []
+        for k in range(max(len(c) for c in split)):
+            parts = [(c[k] if k < len(c) else "").rjust(w) if j == "right" else (c[k] if k < len(c) else "").ljust(w)
+                     for c, w, (_, j) in zip(split, widths, table.columns)]
+            out.append("  ".join(parts).rstrip())
+        return out
 
     rule = "  ".join("-" * w for w in widths)
     out = [table.title] if table.title else []
-    out += [line(heads), rule]
-    out += [rule if r is None else line(r) for r in table.rows]
+    out += [*lines(heads), rule]
+    for r in table.rows:
+        out += [rule] if r is None else lines(r)
     if table.caption:
         out.append(table.caption)
     return "\n".join(out) + "\n"
@@ -87,12 +97,13 @@ def to_rich(table: Table, *, merge: bool = True):
     from rich.table import Table as RichTable
     from rich.text import Text
 
-    t = RichTable(title=Text(table.title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+    t = RichTable(title=Text(table.title) if table.title else None, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
                   collapse_padding=True, show_edge=False)
     cells = [r for r in table.rows if r is not None]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, (h, _) in enumerate(table.columns)]
+    widths = [max([len(h)] + [_width(r[i]) for r in cells]) for i, (h, _) in enumerate(table.columns)]
     folds = [i == 0 or (j == "left" and widths[i] > 24) for i, (_, j) in enumerate(table.columns)]
-    if merge and len(table.columns) > 2 and not any(folds[1:]):
+    multiline = any("\n" in c for r in cells for c in r)
+    if merge and len(table.columns) > 2 and not any(folds[1:]) and not multiline:
         def joined(values):
             return "  ".join(v.rjust(widths[i]) if table.columns[i][1] == "right" else v.ljust(widths[i])
                              for i, v in enumerate(values) if i)

@@ -92,3 +92,18 @@ def test_merged_layout_prints_what_rich_lays_out_itself(width):
         outs.append(console.file.getvalue())
     assert outs[0] == outs[1]
     assert "37,037,010" in outs[1]  # numbers are never cut, whatever the width
+
+
+def test_a_cell_with_several_lines_spreads_its_row():
+    t = Table("", [("experiment", "left"), ("runs", "left"), ("n", "right")])
+    t.add_row("kernel-size", "3x3 = vgg19_3x3\n5x5 = vgg19_5x5", "2")
+    t.add_section()
+    t.add_row("optimizer", "adam", "1")
+    assert render_plain(t).splitlines() == [
+        "experiment   runs             n",
+        "-----------  ---------------  -",
+        "kernel-size  3x3 = vgg19_3x3  2",
+        "             5x5 = vgg19_5x5",
+        "-----------  ---------------  -",
+        "optimizer    adam             1",
+    ]

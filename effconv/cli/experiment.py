@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
 from effconv.cli.app import CsvOut, JsonOut, Quiet, app, console, err_console
 from effconv.io import write_text
+from effconv.tables import Table, show
 
 experiment_app = typer.Typer(help="The paper's experiments (section VII): list, run, report.", no_args_is_help=True)
 app.add_typer(experiment_app, name="experiment")
@@ -36,11 +36,12 @@ def list_command() -> None:
     """
     from effconv.experiments import EXPERIMENTS
 
-    table = Table("experiment", "runs (label = spec)", "claims")
+    table = Table("", [(c, "left") for c in ("experiment", "runs (label = spec)", "claims")])
     for exp in EXPERIMENTS.values():
         runs = "\n".join(f"{r.label} = {r.spec}" for r in exp.runs)
-        table.add_row(exp.name, runs, "\n".join(c.text for c in exp.claims), end_section=True)
-    console.print(table)
+        table.add_row(exp.name, runs, "\n".join(c.text for c in exp.claims))
+        table.add_section()
+    show([table], console)
 
 
 @experiment_app.command("run")
@@ -71,7 +72,7 @@ def run_command(
     with _RunProgress(quiet) as progress:
         runs = run_experiment(name, options, folder, data_source=data, on_run=progress.on_run, on_step=progress.on_step)
     if not quiet:
-        console.print(_runs_table(runs))
+        show([_runs_table(runs)], console)
         console.print(f"runs: {folder}; report: effconv experiment report {name} --out {folder}", highlight=False)
 
 
@@ -125,11 +126,11 @@ def report_command(
 
     report_dir.mkdir(parents=True, exist_ok=True)
     report, path = write_report(name, _out(name, out), report_dir, costs=costs, note=note)
-    table = Table("paper's claim", "our measurement", "verdict")
+    table = Table("", [(c, "left") for c in ("paper's claim", "our measurement", "verdict")])
     for text, finding in report.findings:
         lean = f" (data alone: {finding.leaning})" if finding.leaning else ""
         table.add_row(text, finding.measurement, finding.verdict + lean)
-    console.print(table)
+    show([table], console)
     console.print(f"report: {path}", highlight=False)
 
 
@@ -157,7 +158,7 @@ def compare_command(
     target = target / 100 if target > 1 else target
     summaries = [read_run(p) for p in runs]
     rows = [_compare_row(s, run_costs(s, latency=latency, duration_s=latency_s), target) for s in summaries]
-    console.print(_compare_table(rows, target))
+    show([_compare_table(rows, target)], console)
     if plots is not None:
         for path in plot_runs(summaries, plots, title="compare"):
             console.print(f"plot: {path}", highlight=False)
@@ -191,14 +192,15 @@ def _compare_table(rows: list[dict], target: float) -> Table:
     kinds = ("", "", "int", "pct", "pct", "int", "f1", "f1", "f1", "int", "int", "f3")
     heads = ("run", "spec", "steps", "final acc", "best acc", f"steps to {target:.0%}", "ms/step", "train s",
              "wall s", "weights", "Mult-Adds", "latency ms (ort-cpu)")
-    table = Table(*heads)
+    table = Table("", [(h, "left" if h in ("run", "spec") else "right") for h in heads])
     for row in rows:
         table.add_row(*(_fmt(row[c], k) for c, k in zip(COLUMNS, kinds)))
     return table
 
 
 def _runs_table(runs) -> Table:
-    table = Table("run", "spec", "steps", "final acc", "best acc", "ms/step", "status")
+    table = Table("", [(h, "left" if h in ("run", "spec", "status") else "right")
+                       for h in ("run", "spec", "steps", "final acc", "best acc", "ms/step", "status")])
     for r in runs:
         ms = f"{1e3 * r.seconds_per_step:.1f}" if r.seconds_per_step else "n/a"
         table.add_row(r.label, r.spec_name, str(r.step), _fmt(r.final_acc, "pct"), _fmt(r.best_acc, "pct"), ms, r.status)

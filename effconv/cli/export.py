@@ -99,20 +99,18 @@ def export_command(
 
 
 def _render_parity(results, quiet: bool) -> None:
-    from rich.table import Table
+    from effconv.tables import Line, Table, show
 
     if quiet:
         return
     for res in results:
         title = f"Parity vs PyTorch: {res.runtime}, {res.precision}, rtol {res.rtol:g}, atol {res.atol:g}"
-        table = Table(title=title)
-        for col in ("inputs", "images", "max abs err", "max rel err", "outside tol.", "top-1 agreement"):
-            table.add_column(col, justify="left" if col == "inputs" else "right", no_wrap=True)
+        table = Table(title, [(col, "left" if col == "inputs" else "right") for col in
+                              ("inputs", "images", "max abs err", "max rel err", "outside tol.", "top-1 agreement")])
         for s in res.sets:
             table.add_row(s.name, str(s.images), f"{s.max_abs_err:.3g}", f"{s.max_rel_err:.3g}",
                           str(s.outside_tolerance), f"{s.top1_agreement:.2%}")
-        console.print(table)
-        console.print("parity: [green]passed[/green]" if res.passed else "parity: [red]FAILED[/red]")
+        show([table, Line("parity: passed", "green") if res.passed else Line("parity: FAILED", "red")], console)
 
 
 def _write_json(path: Path | None, payload: dict) -> None:

@@ -29,10 +29,8 @@ def backends_cmd(
 
     Example: effconv backends --json
     """
-    from rich.markup import escape
-    from rich.table import Table
-
     from effconv.latency import BACKENDS
+    from effconv.tables import Table, show
 
     rows = []
     for name, backend in BACKENDS.items():
@@ -42,13 +40,11 @@ def backends_cmd(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title="Latency backends")
-    for col in ("Backend", "Available", "Version", "Runs", "Why not"):
-        table.add_column(col)
+    table = Table("Latency backends", [(c, "left") for c in ("Backend", "Available", "Version", "Runs", "Why not")])
     for r in rows:
         table.add_row(r["name"], "yes" if r["available"] else "no", r["version"] or "-",
-                      f"{r['model']} on {r['device']}", escape(r["reason"] or ""))
-    console.print(table)
+                      f"{r['model']} on {r['device']}", r["reason"] or "")
+    show([table], console)
 
 
 @device_app.command("list")
@@ -57,19 +53,16 @@ def device_list() -> None:
 
     Example: effconv device list
     """
-    from rich.markup import escape
-    from rich.table import Table
-
     from effconv.latency.roofline import list_device_names, load_device_profile
+    from effconv.tables import Table, show
 
-    table = Table(title="Device profiles (dense peaks)")
-    for col in ("Name", "Description", "Peak TFLOP/s", "GB/s", "Source"):
-        table.add_column(col)
+    table = Table("Device profiles (dense peaks)",
+                  [(c, "right" if c == "GB/s" else "left") for c in ("Name", "Description", "Peak TFLOP/s", "GB/s", "Source")])
     for name in list_device_names():
         p = load_device_profile(name)
         peaks = ", ".join(f"{k} {v / 1e12:g}" for k, v in p.peak_flops.items())
-        table.add_row(name, escape(p.description), peaks, f"{p.memory_bandwidth / 1e9:g}", escape(p.source))
-    console.print(table)
+        table.add_row(name, p.description, peaks, f"{p.memory_bandwidth / 1e9:g}", p.source)
+    show([table], console)
 
 
 @device_app.command("calibrate")

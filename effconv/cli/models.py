@@ -6,8 +6,6 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
-
 from effconv.cli.app import app, console
 
 
@@ -40,12 +38,11 @@ def models(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title="effconv model zoo")
-    for column, justify in (("name", "left"), ("family", "left"), ("input", "right"),
-                            ("classes", "right"), ("parameters", "right")):
-        table.add_column(column, justify=justify, no_wrap=True)
-    table.add_column("description", ratio=1)
+    from effconv.tables import Table, show
+
+    table = Table("effconv model zoo", [("name", "left"), ("family", "left"), ("input", "right"), ("classes", "right"),
+                                        ("parameters", "right"), ("description", "left")])
     for r in rows:
         size = f"{r['in_channels']}x{r['input_size']}x{r['input_size']}"
         table.add_row(r["name"], r["family"], size, str(r["num_classes"]), f"{r['parameters']:,}", r["description"])
-    console.print(table)
+    show([table], console)

@@ -221,20 +221,15 @@ def cost_cmd(
 
     Example: [bold]effconv cost 14 512 512 3[/]
     """
-    from rich.table import Table
-
     from effconv.profile.costmodel import separable_cost
+    from effconv.tables import Line, Table, show
 
     c = separable_cost(f, n, m, k)
-    t = Table(title=f"F={f} N={n} M={m} K={k}", title_justify="left")
-    for col in ("Layer", "Formula", "Mult-Adds", "Weights"):
-        t.add_column(col, justify="right" if col in ("Mult-Adds", "Weights") else "left")
+    t = Table(f"F={f} N={n} M={m} K={k}", [(col, "right" if col in ("Mult-Adds", "Weights") else "left")
+                                          for col in ("Layer", "Formula", "Mult-Adds", "Weights")])
     t.add_row("standard", "F^2 N K^2 M", f"{c.standard:,}", f"{c.standard_weights:,}")
     t.add_row("depthwise", "F^2 N K^2", f"{c.depthwise:,}", f"{k * k * n:,}")
     t.add_row("pointwise", "F^2 N M", f"{c.pointwise:,}", f"{n * m:,}")
     t.add_row("separable", "F^2 N K^2 + F^2 N M", f"{c.separable:,}", f"{c.separable_weights:,}")
-    console.print(t)
-    console.print(
-        f"separable / standard = {c.ratio:.6f} = 1/M + 1/K^2 = {c.ratio_closed_form:.6f} "
-        f"({1 / c.ratio:.2f}x fewer Mult-Adds)"
-    )
+    show([t, Line(f"separable / standard = {c.ratio:.6f} = 1/M + 1/K^2 = {c.ratio_closed_form:.6f} "
+                  f"({1 / c.ratio:.2f}x fewer Mult-Adds)")], console)
