@@ -153,14 +153,14 @@ def checkpoint_in(path: str | Path) -> Path:
 
 def load_run(path: str | Path) -> LoadedRun:
     """Rebuild the model of a run directory or checkpoint file (weights loaded with weights_only=True)."""
-    from effconv.zoo import build_model
+    from effconv.zoo import build_model, upgrade_state_dict
 
     ckpt_path = checkpoint_in(path)
     payload = load_checkpoint(ckpt_path)
     spec = spec_from_dict(payload["spec"])
     model = build_model(spec)
     try:
-        model.load_state_dict(payload["model"])
+        model.load_state_dict(upgrade_state_dict(model, payload["model"]))
     except RuntimeError as exc:
         raise InvalidInputError(f"weights do not fit the {spec.name} spec ({exc})", path=ckpt_path) from exc
     meta = {k: payload.get(k) for k in ("step", "test_acc", "best_acc", "config", "kind")}

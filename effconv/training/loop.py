@@ -24,6 +24,7 @@ from effconv.training.metrics import MetricsLog, MetricsRow, Progress
 from effconv.training.optim import build_optimizer, build_scheduler
 from effconv.training.runtime import StopFlag
 from effconv.training.session import RunSetup, TrainResult
+from effconv.zoo import upgrade_state_dict
 
 
 class Trainer:
@@ -72,7 +73,7 @@ class Trainer:
         return torch.autocast(self.rt.device.type, dtype=dtype)
 
     def _restore(self, payload: dict) -> None:
-        self.module.load_state_dict(payload["model"])
+        self.module.load_state_dict(upgrade_state_dict(self.module, payload["model"]))
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
         self.scheduler.lr_lambdas[0].total = self.s.total_steps  # --steps may extend a resumed run

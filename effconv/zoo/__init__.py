@@ -19,11 +19,14 @@ from torch import nn
 from effconv.errors import UsageError
 from effconv.specs import ModelSpec, SpecError
 from effconv.zoo import blocks
+from effconv.zoo.legacy import upgrade_state_dict
 
 ARCHS: dict[str, Callable[..., nn.Module]] = {}
 CHOICES: dict[str, dict[str, tuple]] = {}  # family -> option -> allowed values
 RESERVED = ("num_classes", "in_channels", "input_size")  # top-level spec keys, not [arch]
 SHARED_CHOICES = {"activation": tuple(blocks.ACTIVATIONS), "norm": tuple(blocks.NORMS)}
+__all__ = ["ARCHS", "build_model", "check_arch", "count_parameters", "register_arch", "upgrade_state_dict"]
+
 FAMILIES = ("alexnet", "vgg", "inception", "resnet", "mobilenet", "xception", "capsnet")
 
 

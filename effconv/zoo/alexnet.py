@@ -19,7 +19,7 @@ from types import MappingProxyType
 from torch import nn
 
 from effconv.zoo import register_arch
-from effconv.zoo.blocks import Style, check_feature_size, classifier, conv_norm_act, linear_act, out_size
+from effconv.zoo.blocks import Style, check_feature_size, classifier, conv_norm_act, linear_act, named, network, out_size
 
 # conv layers: (out_channels, kernel, stride, padding, norm after it, max pool after it)
 CONFIGS = {
@@ -53,10 +53,10 @@ def alexnet(
             size = out_size(size, *POOL)
         cin = cout
     check_feature_size(size, input_size, "alexnet")
-    head: list[nn.Module] = [nn.Flatten()]
+    head: list[tuple[str, nn.Module]] = [("flatten", nn.Flatten())]
     fin = cin * size * size
-    for width in cfg["fc"]:
-        head.append(linear_act(style, fin, width, dropout))
+    for i, width in enumerate(cfg["fc"], 1):
+        head.append((f"fc{i}", linear_act(style, fin, width, dropout)))
         fin = width
-    head.append(classifier(fin, num_classes))
-    return nn.Sequential(nn.Sequential(*layers), nn.Sequential(*head))
+    head.append((f"fc{len(cfg['fc']) + 1}", classifier(fin, num_classes)))
+    return network(layers, named(*head))

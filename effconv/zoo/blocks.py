@@ -18,6 +18,7 @@ Conv layers have no bias when a shifting norm (batchnorm) follows them directly.
 from __future__ import annotations
 
 import inspect
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -150,6 +151,13 @@ class Style:
         return declared // self.widen
 
 
+def named(*layers: tuple[str, nn.Module | None]) -> nn.Sequential:
+    """nn.Sequential whose children have names (skipping None), so that state_dict keys and
+    exported ONNX node names read `pw.conv` instead of `1.0`. Children keep their order: old
+    checkpoints, whose keys are these positions, load through `effconv.zoo.legacy`."""
+    return nn.Sequential(OrderedDict((name, m) for name, m in layers if m is not None))
+
+
 def conv_norm_act(
     style: Style, cin: int, cout: int, k: int, stride: int = 1, *,
     padding: int | None = None, groups: int = 1, act: bool = True, norm: bool = True,
@@ -158,38 +166,47 @@ def conv_norm_act(
     nrm = get_norm(style.norm) if norm else NORMS["none"]
     c = style.halve(cout) if act else cout
     pad = k // 2 if padding is None else padding
-    layers: list[nn.Module] = [nn.Conv2d(cin, c, k, stride, pad, groups=groups, bias=not nrm.shifts)]
+    layers: list[tuple[str, nn.Module]] = [("conv", nn.Conv2d(cin, c, k, stride, pad, groups=groups, bias=not nrm.shifts))]
     if nrm.make is not None and not (nrm.after_act and act):
-        layers.append(nrm.make(c))
+        layers.append(("norm", nrm.make(c)))
     if act:
-        layers.append(style.activation())
+        layers.append(("act", style.activation()))
         if nrm.make is not None and nrm.after_act:
-            layers.append(nrm.make(cout))
-    return nn.Sequential(*layers)
+            layers.append(("norm", nrm.make(cout)))
+    return named(*layers)
 
 
 def depthwise_separable(style: Style, cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    """MobileNet's block: depthwise 3x3 -> norm -> act, pointwise 1x1 -> norm -> act."""
+    """MobileNet's block: depthwise 3x3 -> norm -> act (`dw`), pointwise 1x1 -> norm -> act (`pw`)."""
     dw = conv_norm_act(style.same_width(), cin, cin, 3, stride, groups=cin)
-    return nn.Sequential(dw, conv_norm_act(style, cin, cout, 1))
+    return named(("dw", dw), ("pw", conv_norm_act(style, cin, cout, 1)))
 
 
 def separable_conv(style: Style, cin: int, cout: int, *, act: bool = True) -> nn.Sequential:
-    """Xception's separable conv: depthwise 3x3 (no norm, no act) -> pointwise 1x1 -> norm [-> act]."""
+    """Xception's separable conv: depthwise 3x3 (`dw`, no norm, no act) -> pointwise 1x1 -> norm [-> act] (`pw`)."""
     dw = nn.Conv2d(cin, cin, 3, 1, 1, groups=cin, bias=False)
-    return nn.Sequential(dw, conv_norm_act(style, cin, cout, 1, act=act))
+    return named(("dw", dw), ("pw", conv_norm_act(style, cin, cout, 1, act=act)))
 
 
 def linear_act(style: Style, fin: int, fout: int, dropout: float = 0.0) -> nn.Sequential:
     """[dropout ->] fully connected -> act, yielding `fout` features."""
-    layers: list[nn.Module] = [nn.Dropout(dropout)] if dropout > 0 else []
-    layers += [nn.Linear(fin, style.halve(fout)), style.activation()]
-    return nn.Sequential(*layers)
+    drop = nn.Dropout(dropout) if dropout > 0 else None
+    return named(("dropout", drop), ("linear", nn.Linear(fin, style.halve(fout))), ("act", style.activation()))
 
 
 def classifier(fin: int, num_classes: int, dropout: float = 0.0) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Dropout(dropout)] if dropout > 0 else []
-    return nn.Sequential(*layers, nn.Linear(fin, num_classes))
+    """[dropout ->] fully connected to the class scores."""
+    return named(("dropout", nn.Dropout(dropout) if dropout > 0 else None), ("linear", nn.Linear(fin, num_classes)))
+
+
+def pooled_head(fin: int, num_classes: int, dropout: float = 0.0) -> nn.Sequential:
+    """Global average pool -> flatten -> `classifier` (`fc`): the head of the pooled families."""
+    return named(("pool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()), ("fc", classifier(fin, num_classes, dropout)))
+
+
+def network(features: list[nn.Module], head: nn.Module) -> nn.Sequential:
+    """The families' top level: `features` (numbered layers) then `classifier`."""
+    return named(("features", nn.Sequential(*features)), ("classifier", head))
 
 
 class Residual(nn.Module):

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from effconv.zoo import register_arch
+from effconv.zoo.blocks import named
 
 M_POS = 0.9  # margin loss: present class capsules should be at least this long
 M_NEG = 0.1  # absent class capsules should be at most this long
@@ -110,7 +111,7 @@ class CapsNet(nn.Module):
         super().__init__()
         self.primary_dim = primary_dim
         self.input_numel = in_channels * input_size * input_size
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, stem_channels, stem_kernel, stem_stride), nn.ReLU(inplace=True))
+        self.stem = named(("conv", nn.Conv2d(in_channels, stem_channels, stem_kernel, stem_stride)), ("act", nn.ReLU(inplace=True)))
         self.primary = nn.Conv2d(stem_channels, primary_types * primary_dim, primary_kernel, primary_stride)
         side = _conv_out(_conv_out(input_size, stem_kernel, stem_stride), primary_kernel, primary_stride)
         if side < 1:
@@ -180,12 +181,12 @@ def _conv_out(size: int, kernel: int, stride: int) -> int:
 def _decoder(in_features: int, hidden: Sequence[int], out_features: int) -> nn.Module | None:
     if not hidden:
         return None
-    layers: list[nn.Module] = []
-    for width in hidden:
-        layers += [nn.Linear(in_features, width), nn.ReLU(inplace=True)]
+    layers: list[tuple[str, nn.Module]] = []
+    for i, width in enumerate(hidden, 1):
+        layers += [(f"fc{i}", nn.Linear(in_features, width)), (f"act{i}", nn.ReLU(inplace=True))]
         in_features = width
-    layers.append(nn.Linear(in_features, out_features))
-    return nn.Sequential(*layers)
+    layers.append(("out", nn.Linear(in_features, out_features)))
+    return named(*layers)
 
 
 # The zoo builder is the class itself: its keyword-only options (with typed defaults) are the

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from effconv.zoo import register_arch
-from effconv.zoo.blocks import Style, classifier, conv_norm_act
+from effconv.zoo.blocks import Style, conv_norm_act, named, network, pooled_head
 
 # name, 1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj; "M" = max pool 3x3/2
 MODULES = (
@@ -32,15 +32,22 @@ STEMS = {"224": ((64, 7, 2), "M", (64, 1, 1), (192, 3, 1), "M"), "cifar": ((192,
 
 
 class InceptionModule(nn.Module):
+    """Four branches concatenated along channels: 1x1; 1x1 reduce -> 3x3; 1x1 reduce -> 5x5;
+    3x3/1 max pool -> 1x1 projection."""
+
+    # attribute names before the modules were named (checkpoints written then use these)
+    LEGACY_NAMES = {"branch1x1": "b1", "branch3x3": "b3", "branch5x5": "b5", "branch_pool": "bp"}
+
     def __init__(self, style: Style, cin: int, c1: int, r3: int, c3: int, r5: int, c5: int, cp: int) -> None:
         super().__init__()
-        self.b1 = conv_norm_act(style, cin, c1, 1)
-        self.b3 = nn.Sequential(conv_norm_act(style, cin, r3, 1), conv_norm_act(style, r3, c3, 3))
-        self.b5 = nn.Sequential(conv_norm_act(style, cin, r5, 1), conv_norm_act(style, r5, c5, 5))
-        self.bp = nn.Sequential(nn.MaxPool2d(3, 1, 1), conv_norm_act(style, cin, cp, 1))
+        self.branch1x1 = conv_norm_act(style, cin, c1, 1)
+        self.branch3x3 = named(("reduce", conv_norm_act(style, cin, r3, 1)), ("conv", conv_norm_act(style, r3, c3, 3)))
+        self.branch5x5 = named(("reduce", conv_norm_act(style, cin, r5, 1)), ("conv", conv_norm_act(style, r5, c5, 5)))
+        self.branch_pool = named(("pool", nn.MaxPool2d(3, 1, 1)), ("proj", conv_norm_act(style, cin, cp, 1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat((self.b1(x), self.b3(x), self.b5(x), self.bp(x)), dim=1)
+        branches = (self.branch1x1, self.branch3x3, self.branch5x5, self.branch_pool)
+        return torch.cat([b(x) for b in branches], dim=1)
 
 
 def _scale(c: int, width: float) -> int:
@@ -71,5 +78,4 @@ def inception_v1(
         chans = [_scale(c, width) for c in item[1:]]
         layers.append(InceptionModule(style, cin, *chans))
         cin = chans[0] + chans[2] + chans[4] + chans[5]
-    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), classifier(cin, num_classes, dropout))
-    return nn.Sequential(nn.Sequential(*layers), head)
+    return network(layers, pooled_head(cin, num_classes, dropout))

@@ -14,7 +14,7 @@ from torch import nn
 
 from effconv.errors import UsageError
 from effconv.zoo import register_arch
-from effconv.zoo.blocks import Style, classifier, conv_norm_act, depthwise_separable
+from effconv.zoo.blocks import Style, conv_norm_act, depthwise_separable, network, pooled_head
 
 STEM = 32  # stem conv output channels (at alpha 1)
 # the 13 depthwise separable blocks: (pointwise output channels, depthwise stride)
@@ -47,5 +47,4 @@ def mobilenet_v1(
     for cout, stride in BLOCKS:
         layers.append(depthwise_separable(style, cin, _scale(cout, alpha), stride))
         cin = _scale(cout, alpha)
-    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), classifier(cin, num_classes, dropout))
-    return nn.Sequential(nn.Sequential(*layers), head)
+    return network(layers, pooled_head(cin, num_classes, dropout))

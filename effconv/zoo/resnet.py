@@ -19,7 +19,7 @@ from types import MappingProxyType
 from torch import nn
 
 from effconv.zoo import register_arch
-from effconv.zoo.blocks import Fold, PadShortcut, Residual, Style, classifier, conv_norm_act
+from effconv.zoo.blocks import Fold, PadShortcut, Residual, Style, conv_norm_act, named, network, pooled_head
 
 # name: (stem, stage widths, blocks per stage)
 CONFIGS = {
@@ -33,13 +33,13 @@ SHORTCUTS = ("A", "B")
 def _stem(style: Style, kind: str, cin: int, cout: int) -> nn.Sequential:
     if kind == "cifar":
         return conv_norm_act(style, cin, cout, 3)
-    return nn.Sequential(conv_norm_act(style, cin, cout, 7, 2), nn.MaxPool2d(3, 2, 1))
+    return named(("conv", conv_norm_act(style, cin, cout, 7, 2)), ("pool", nn.MaxPool2d(3, 2, 1)))
 
 
 def basic_block(style: Style, cin: int, cout: int, stride: int, shortcut: str) -> Residual:
-    branch = nn.Sequential(
-        conv_norm_act(style, cin, cout, 3, stride),
-        conv_norm_act(style, cout, style.halve(cout), 3, act=False),
+    branch = named(
+        ("conv1", conv_norm_act(style, cin, cout, 3, stride)),
+        ("conv2", conv_norm_act(style, cout, style.halve(cout), 3, act=False)),
     )
     if stride == 1 and cin == cout:
         skip: nn.Module = Fold(style.widen)
@@ -65,5 +65,4 @@ def resnet(
             stride = 2 if stage > 0 and i == 0 else 1
             layers.append(basic_block(style, cin, cout, stride, shortcut))
             cin = cout
-    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), classifier(cin, num_classes))
-    return nn.Sequential(nn.Sequential(*layers), head)
+    return network(layers, pooled_head(cin, num_classes))

@@ -23,7 +23,7 @@ from types import MappingProxyType
 from torch import nn
 
 from effconv.zoo import register_arch
-from effconv.zoo.blocks import Style, check_feature_size, classifier, conv_norm_act, linear_act
+from effconv.zoo.blocks import Style, check_feature_size, classifier, conv_norm_act, linear_act, named, network
 
 # Channel layouts; "M" is a 2x2 max pool (stride 2).
 LAYOUTS = {
@@ -63,10 +63,10 @@ def vgg(
         layers.append(conv_norm_act(style, cin, cout, kernel_size or k))
         cin = cout
     check_feature_size(size, input_size, "vgg")
-    head = nn.Sequential(
-        nn.Flatten(),
-        linear_act(style, cin * size * size, fc_width, dropout),
-        linear_act(style, fc_width, fc_width, dropout),
-        classifier(fc_width, num_classes),
+    head = named(
+        ("flatten", nn.Flatten()),
+        ("fc1", linear_act(style, cin * size * size, fc_width, dropout)),
+        ("fc2", linear_act(style, fc_width, fc_width, dropout)),
+        ("fc3", classifier(fc_width, num_classes)),
     )
-    return nn.Sequential(nn.Sequential(*layers), head)
+    return network(layers, head)

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from torch import nn
 
 from effconv.zoo import register_arch
-from effconv.zoo.blocks import Fold, Residual, Style, classifier, conv_norm_act, separable_conv
+from effconv.zoo.blocks import Fold, Residual, Style, conv_norm_act, named, network, pooled_head, separable_conv
 
 # name: stem widths, entry block widths, (middle width, middle blocks), exit widths
 CONFIGS = {
@@ -25,18 +25,20 @@ CONFIGS = {
 
 
 def entry_block(style: Style, cin: int, cout: int) -> Residual:
-    branch = nn.Sequential(
-        separable_conv(style, cin, cout),
-        separable_conv(style, cout, style.halve(cout), act=False),
-        nn.MaxPool2d(3, 2, 1),
+    branch = named(
+        ("sep1", separable_conv(style, cin, cout)),
+        ("sep2", separable_conv(style, cout, style.halve(cout), act=False)),
+        ("pool", nn.MaxPool2d(3, 2, 1)),
     )
     skip = conv_norm_act(style, cin, style.halve(cout), 1, 2, padding=0, act=False)
     return Residual(branch, skip, style.activation())
 
 
 def middle_block(style: Style, c: int) -> Residual:
-    branch = nn.Sequential(
-        separable_conv(style, c, c), separable_conv(style, c, c), separable_conv(style, c, style.halve(c), act=False)
+    branch = named(
+        ("sep1", separable_conv(style, c, c)),
+        ("sep2", separable_conv(style, c, c)),
+        ("sep3", separable_conv(style, c, style.halve(c), act=False)),
     )
     return Residual(branch, Fold(style.widen), style.activation())
 
@@ -61,5 +63,4 @@ def xception(
     for cout in cfg["exit"]:
         layers.append(separable_conv(style, cin, cout))
         cin = cout
-    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), classifier(cin, num_classes, dropout))
-    return nn.Sequential(nn.Sequential(*layers), head)
+    return network(layers, pooled_head(cin, num_classes, dropout))

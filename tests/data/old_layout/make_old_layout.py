@@ -42,8 +42,9 @@ shutil.copy(run / "best.pt", out / "mobilenet_tiny_best.pt")
 # the model's outputs on a fixed input, as the old code computes them
 from effconv.checkpoint import load_run
 loaded = load_run(out / "mobilenet_tiny_best.pt")
-x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(17))
+x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(17))
 with torch.no_grad():
-    y = loaded.model(x)
-torch.save({"input": x, "output": y}, out / "mobilenet_tiny_io.pt")
-print(y)
+    ev = loaded.model(x)
+    loaded.model.train(); torch.manual_seed(0); tr = loaded.model(x)
+torch.save({"input": x, "eval_output": ev, "train_output_seed0": tr}, out / "mobilenet_tiny_io.pt")
+# (init_fingerprints.json was written by a second snippet: see README.md)
