@@ -4,6 +4,7 @@ into place, so a failure never leaves a partial file or corrupts the previous ve
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -21,8 +22,10 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
         raise UsageError("output folder does not exist", path=folder)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or ".tmp", dir=folder)
-    except PermissionError as exc:
-        raise UsageError("output folder is not writable", path=folder) from exc
+    except OSError as exc:  # read-only, no permission, full
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ResourceLimitError("disk full: cannot create a file", path=folder) from exc
+        raise UsageError(f"output folder is not writable ({exc.strerror})", path=folder) from exc
     os.close(fd)
     tmp_path = Path(tmp)
     # mkstemp creates 0600; give the output the permissions a plain open() would (0666 & ~umask).
@@ -35,8 +38,8 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
         os.replace(tmp_path, target)
     except OSError as exc:
         tmp_path.unlink(missing_ok=True)
-        if exc.errno == 28:  # ENOSPC
-            raise ResourceLimitError("disk full while writing", path=target) from exc
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise ResourceLimitError(f"disk full while writing ({exc.strerror})", path=target) from exc
         raise
     except BaseException:
         tmp_path.unlink(missing_ok=True)
@@ -60,3 +63,9 @@ def write_bytes(target: str | Path, data: bytes) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
     return Path(target)
+
+
+def free_bytes(folder: str | Path) -> int:
+    """Bytes an unprivileged writer may still use on the file system holding `folder`."""
+    st = os.statvfs(folder)
+    return st.f_bavail * st.f_frsize

@@ -11,7 +11,6 @@ import os
 import sys
 
 from effconv import prestart
-from effconv.errors import EXIT_INTERRUPTED, EXIT_RUNTIME_CRASH, EffconvError
 
 # One module per command (or command group); each registers itself on `app` when imported.
 COMMAND_MODULES = ("models", "profile", "export", "train", "latency", "experiment")
@@ -38,34 +37,38 @@ def _modules_for(args: list[str]) -> tuple[str, ...]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; exit with the documented code. Tracebacks only with --debug or EFFCONV_DEBUG=1."""
+    """Run the CLI; exit with the documented code. Tracebacks only with --debug (anywhere on the
+    line, before a lone "--") or EFFCONV_DEBUG=1; --debug never changes the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args or os.environ.get("EFFCONV_DEBUG") == "1"
+    head = args[: args.index("--")] if "--" in args else args
+    debug = "--debug" in head or os.environ.get("EFFCONV_DEBUG") == "1"
+    args = [a for a in head if a != "--debug"] + args[len(head):]
     prestart.prestart(args)
     from effconv.cli.app import app, err_console
+    from effconv.cli.outcome import exit_code_of, on_sigterm
 
+    previous = on_sigterm()
     try:
         register_commands(_modules_for(args))
-        # Typer handles usage errors itself (exit 2); everything raised by a command lands here.
-        app(args=args, prog_name="effconv")
-    except KeyboardInterrupt:
-        err_console.print("effconv: interrupted")
-        sys.exit(EXIT_INTERRUPTED)
-    except EffconvError as exc:
-        if debug:
-            raise
-        err_console.print(f"effconv: error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # a crash inside a native library or a bug: one line, exit 5
-        if debug:
-            raise
-        err_console.print(
-            f"effconv: error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
-        sys.exit(EXIT_RUNTIME_CRASH)
+        code = _invoke(app, args)
+    except BaseException as exc:  # noqa: BLE001 - every outcome becomes one line and a documented code
+        code = exit_code_of(exc, debug, err_console)
+    finally:
+        on_sigterm(previous)
+    if code:
+        sys.exit(code)
+
+
+def _invoke(app, args: list[str]) -> int:
+    """Build the click command tree, put the validation layer on every command, run it."""
+    import typer.main
+
+    from effconv.cli import validate
+
+    command = typer.main.get_command(app)
+    validate.install(command)
+    rv = command.main(args=args, prog_name="effconv", standalone_mode=False)
+    return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
 
 
 def run() -> None:

@@ -59,11 +59,11 @@ def test_parity_failure_exits_1_and_leaves_no_file(cli, tmp_path):
 @pytest.mark.parametrize("args, code, message", [
     (("no_such_spec",), 2, "no_such_spec"),
     (("resnet20", "--precision", "int8"), 2, "needs --format tensorrt"),
-    (("resnet20", "--format", "coreml"), 2, "--format must be one of"),
+    (("resnet20", "--format", "coreml"), 2, "--format 'coreml': unknown format; use one of onnx"),
     (("resnet20", "-o", "{tmp}/missing/m.onnx"), 2, "output folder does not exist"),
     (("resnet20", "-o", "{tmp}/afile/m.onnx"), 2, "output folder does not exist"),
     (("{tmp}/garbage.pt",), 3, "garbage.pt"),
-    (("{tmp}/absent.pt",), 2, "no such run directory or checkpoint"),
+    (("{tmp}/absent.pt",), 2, "absent.pt: no such file or folder"),
     (("{tmp}",), 2, "neither best.pt nor last.pt"),
 ])
 def test_bad_input_is_one_line_and_an_exit_code(cli, tmp_path, args, code, message):

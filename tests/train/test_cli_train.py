@@ -51,7 +51,7 @@ def test_resume_extends_a_finished_run(cli, setup, tmp_path):
     [
         (["no_such_model"], "unknown model"),
         (["{spec}", "--optimizer", "adamw"], "use one of adam"),
-        (["{spec}", "--data", "{missing}"], "no CIFAR-10 data found"),
+        (["{spec}", "--data", "{missing}"], "--data"),
         (["{spec}", "--norm", "nonsense"], "norm"),
         ([], "give a model"),
     ],
