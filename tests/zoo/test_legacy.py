@@ -1,6 +1,6 @@
 """Checkpoints written before the zoo's modules were named still load, export and resume.
 
-The oracles in tests/data/old_layout were written by the zoo as it was then (see its README.md):
+The oracles in tests/zoo/old_layout were written by the zoo as it was then (see its README.md):
 they cannot be produced by today's code, so they check the key remap rather than restate it.
 """
 
@@ -17,7 +17,7 @@ from effconv.specs import spec_from_dict
 from effconv.zoo import build_model, upgrade_state_dict
 from effconv.zoo.legacy import legacy_keys
 
-OLD = Path(__file__).resolve().parents[1] / "data" / "old_layout"
+OLD = Path(__file__).resolve().parent / "old_layout"
 LAYOUTS = json.loads((OLD / "layouts.json").read_text())
 FINGERPRINTS = json.loads((OLD / "init_fingerprints.json").read_text())
 OLD_BEST = OLD / "mobilenet_tiny_best.pt"

@@ -8,7 +8,7 @@ from effconv.data import CLASSES, CifarArrays
 from effconv.train import TrainData, train
 from effconv.training.config import TrainConfig
 
-out = Path("tests/data/old_layout")
+out = Path("tests/zoo/old_layout")
 # 1. the state_dict layout (key and shape, in order) of every zoo spec and a few variants
 variants = {s.name: s for s in list_specs()}
 variants["mobilenet_v1_cifar+dropout"] = with_arch(load_spec("mobilenet_v1_cifar"), dropout=0.2)
