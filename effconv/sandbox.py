@@ -38,7 +38,8 @@ _MEMORY_HINTS = ("std::bad_alloc", "MemoryError", "Cannot allocate memory", "out
 @dataclass(frozen=True)
 class Limits:
     mem_limit_mb: int | None = DEFAULT_MEM_LIMIT_MB  # None: no memory limit
-    timeout_s: float | None = DEFAULT_TIMEOUT_S  # None: no time limit
+    timeout_s: float | None = DEFAULT_TIMEOUT_S  # wall clock; None: no time limit
+    cpu_s: float | None = None  # CPU seconds over all threads (RLIMIT_CPU); None: timeout_s
 
 
 def run_isolated(fn: Callable, *args, mem_limit_mb: int | None = DEFAULT_MEM_LIMIT_MB,
@@ -86,7 +87,7 @@ def _run_prestarted(worker, args: tuple, kwargs: dict, limits: Limits, label: st
     with tempfile.TemporaryDirectory(prefix="effconv-sandbox-") as tmp:
         err_path = Path(tmp) / "stderr"
         job = {"args": list(args), "kwargs": kwargs, "err_path": str(err_path),
-               "mem_limit_mb": limits.mem_limit_mb, "timeout_s": limits.timeout_s}
+               "mem_limit_mb": limits.mem_limit_mb, "timeout_s": limits.timeout_s, "cpu_s": limits.cpu_s}
         try:
             prestart.send(worker, job)
             raw, code = prestart.receive(worker, limits.timeout_s)
@@ -241,7 +242,7 @@ def serve_job(job: dict) -> bytes:
     import resource
 
     used = resource.getrusage(resource.RUSAGE_SELF)
-    _set_limits(Limits(job["mem_limit_mb"], job["timeout_s"]), cpu_used_s=used.ru_utime + used.ru_stime)
+    _set_limits(Limits(job["mem_limit_mb"], job["timeout_s"], job.get("cpu_s")), cpu_used_s=used.ru_utime + used.ru_stime)
     return _call(_profile_child, job["args"], job["kwargs"])
 
 
@@ -260,10 +261,11 @@ def _set_limits(limits: Limits, cpu_used_s: float = 0.0) -> None:
     if limits.mem_limit_mb is not None:
         nbytes = int(limits.mem_limit_mb) * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (nbytes, nbytes))
-    if limits.timeout_s is not None:
+    cpu_s = limits.cpu_s if limits.cpu_s is not None else limits.timeout_s
+    if cpu_s is not None:
         # CPU seconds: SIGXCPU at the soft limit, SIGKILL at the hard one; the parent's wall clock
         # catches sleeping or blocked children first, this catches a runaway one if the parent dies.
-        soft = int(limits.timeout_s + cpu_used_s) + 2
+        soft = int(cpu_s + cpu_used_s) + 2
         resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 5))
 
 

@@ -93,6 +93,8 @@ def export_command(
         raise
     if not quiet:
         _render_parity(result.parity, quiet)
+        if not result.parity:
+            console.print("parity: not checked (--no-parity)", highlight=False)
         for path in result.files:
             console.print(f"wrote {path}")
     _write_json(json_out, {"passed": True, **result.to_dict()})

@@ -84,6 +84,11 @@ def validate(options: ExportOptions) -> None:
         raise UsageError("--precision int8 needs --format tensorrt (ONNX files are written as fp32 or fp16)")
     if options.batch < 1 or options.parity_images < 0 or options.external_data_threshold < 0:
         raise UsageError("--batch must be >= 1; --parity-images and --external-data-threshold >= 0")
+    for flag, tol in (("--rtol", options.rtol), ("--atol", options.atol)):
+        if tol is not None and not 0 <= tol < float("inf"):
+            raise UsageError(f"{flag} must be a finite number >= 0, got {tol}")
+    if options.parity and options.parity_images == 0:
+        raise UsageError("--parity-images 0 compares nothing (parity: not checked); give a count, or --no-parity")
     if options.format == "tensorrt":
         from effconv.export.tensorrt import require_tensorrt
 

@@ -59,7 +59,8 @@ class ParityResult:
 
     @property
     def passed(self) -> bool:
-        return all(s.outside_tolerance == 0 for s in self.sets)
+        """No output outside tolerance, on at least one image: zero images prove nothing."""
+        return sum(s.images for s in self.sets) > 0 and all(s.outside_tolerance == 0 for s in self.sets)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "passed": self.passed}

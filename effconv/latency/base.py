@@ -46,8 +46,10 @@ class LatencyOptions:
             raise UsageError(f"--batch must be >= 1, got {self.batch}")
         if self.precision not in PRECISIONS:
             raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.warmup_ms < 0 or self.duration_s < 0:
-            raise UsageError("--warmup-ms and --duration-s must be >= 0")
+        if not (0 <= self.warmup_ms < float("inf") and 0 <= self.duration_s < float("inf")):  # nan fails too
+            raise UsageError(f"--warmup-ms and --duration-s must be finite and >= 0, got {self.warmup_ms}, {self.duration_s}")
+        if self.budget_ms is not None and not 0 < self.budget_ms < float("inf"):
+            raise UsageError(f"--budget-ms must be a finite number > 0, got {self.budget_ms}")
         if self.iterations < 1 or self.max_iterations < self.iterations:
             raise UsageError(f"--iterations must be between 1 and {self.max_iterations}, got {self.iterations}")
         if self.threads is not None and self.threads < 1:

@@ -40,18 +40,19 @@ def isolation_limits(options: LatencyOptions, limits: Limits) -> Limits:
 
     Time: a latency run is long by design. The user's timeout is the slack for loading, optimising
     and profiling; on top of it comes the expected run, (warm-up + duration) per pass, one pass end
-    to end plus one per-layer pass unless --per-layer none. The sandbox derives its CPU-time limit
-    (RLIMIT_CPU, which counts every thread) from the same number, and ONNX Runtime's intra-op
-    threads spin while they wait, so the expected run is multiplied by the threads that may run.
-    A run of normal length never reaches the limit; one that hangs or loops does. None: no limit.
+    to end plus one per-layer pass unless --per-layer none: that sum is the wall-clock limit. The
+    CPU-time limit (RLIMIT_CPU counts every thread, and ONNX Runtime's intra-op threads spin while
+    they wait) is the wall-clock limit times the threads that may run; the wall clock is never
+    scaled by threads (--threads 1000 --timeout-s 10 must still end near 10 s + the run).
+    A run of normal length never reaches either limit; one that hangs or loops does. None: no limit.
     """
     device = get_backend(options.backend).device if options.backend else _auto_device()
     mem = limits.mem_limit_mb if device == "cpu" else None
     if limits.timeout_s is None:
         return Limits(mem, None)
     passes = 1 + (options.per_layer != "none")
-    expected_s = (options.warmup_ms / 1e3 + options.duration_s) * passes * _threads(options)
-    return Limits(mem, limits.timeout_s + expected_s)
+    wall_s = limits.timeout_s + (options.warmup_ms / 1e3 + options.duration_s) * passes
+    return Limits(mem, wall_s, wall_s * _threads(options))
 
 
 def _threads(options: LatencyOptions) -> int:

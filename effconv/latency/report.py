@@ -119,6 +119,9 @@ def explain_gap(method: str, ratio: float) -> str | None:
 
 def _build_runner(backend: str, model: ModelInput, options: LatencyOptions):
     spec = get_backend(backend)
+    avail = spec.probe()  # a missing runtime or GPU is a usage error with its hint, not a crash
+    if not avail.available:
+        raise UsageError(f"--backend {backend} is not available here: {avail.reason}; see `effconv backends`")
     if spec.kind == "onnx":
         if model.onnx_path is None:
             raise UsageError(f"backend {backend} needs an ONNX model")

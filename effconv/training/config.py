@@ -7,6 +7,7 @@ rate. Unknown keys, wrong types and unknown choices are UsageErrors naming the f
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -117,6 +118,8 @@ def _check(key: str, value: Any, source) -> Any:
             raise bad
     elif kind.startswith("float"):
         value = float(_number(value, bad))
+        if not math.isfinite(value):
+            raise UsageError(f"[train] {key} = {value!r}: must be a finite number", path=source)
     elif kind.startswith("str") and not isinstance(value, str):
         raise bad
     if key in _CHOICES and value not in _CHOICES[key]:

@@ -85,3 +85,21 @@ def test_tensorrt_without_tensorrt_exits_2_with_the_hint(cli, tmp_path):
     res = cli("export", SMALL, "--format", "tensorrt", "-o", tmp_path / "m.engine")
     assert res.code == 2 and "pip install effconv[tensorrt]" in res.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_zero_parity_images_is_not_a_pass(cli, tmp_path):
+    """--parity-images 0 used to print an empty table and "parity: passed"."""
+    out = tmp_path / "m.onnx"
+    res = cli("export", SMALL, "-o", out, "--parity-images", "0")
+    assert res.code == 2 and "not checked" in res.stderr and "--no-parity" in res.stderr, res.stderr
+    assert not out.exists()
+    res = cli("export", SMALL, "-o", out, "--parity-images", "0", "--no-parity")
+    assert res.code == 0 and "parity: not checked" in res.stdout and "passed" not in res.stdout, res.stdout
+
+
+def test_parity_on_zero_images_never_passes():
+    from effconv.export.parity import ParityResult, ParitySet
+
+    empty = ParitySet("random", 0, 0.0, 0.0, 0, 1.0)
+    assert not ParityResult("ort", "fp32", 1e-3, 1e-4, (empty,)).passed
+    assert not ParityResult("ort", "fp32", 1e-3, 1e-4, ()).passed
