@@ -12,6 +12,8 @@ from pathlib import Path
 
 from effconv.errors import ResourceLimitError, UsageError
 
+LOCKED_BY = ".effconv-owner"  # the pid of a folder lock's holder, for the refusal message
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
@@ -69,3 +71,40 @@ def free_bytes(folder: str | Path) -> int:
     """Bytes an unprivileged writer may still use on the file system holding `folder`."""
     st = os.statvfs(folder)
     return st.f_bavail * st.f_frsize
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, what: str = "folder") -> Iterator[None]:
+    """Hold an exclusive advisory lock (flock) on `folder` itself for the block; a second holder,
+    in this process or another, gets UsageError (exit 2) at once. The kernel drops the lock when
+    its holder ends however it ends (kill -9 included), so a dead process never leaves a stale
+    lock: the next run simply takes it. The holder's pid is kept in a small file for the message."""
+    import fcntl
+
+    folder = Path(folder)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = _read_owner(folder)
+            raise UsageError(f"another effconv process{owner} is writing to this {what}; wait for it to finish "
+                             "or pick another --out", path=folder) from None
+        owner_file = folder / LOCKED_BY
+        with contextlib.suppress(OSError):
+            owner_file.write_text(f"{os.getpid()}\n", encoding="ascii")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                owner_file.unlink()
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _read_owner(folder: Path) -> str:
+    try:
+        pid = int((folder / LOCKED_BY).read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return ""
+    return f" (pid {pid})"

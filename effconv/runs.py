@@ -81,7 +81,20 @@ class RunSummary:
 
     @property
     def seconds_per_step(self) -> float | None:
-        return self.train_seconds / self.step if self.step else None
+        """Median training seconds per step over the logged windows (consecutive metrics rows).
+        Each session's first window carries its start-up (the first steps' kernel selection, a
+        resumed run's restore); a total / steps spread that over every step, so a resumed run
+        read about 1.5x slower than it trains. None before the first logged step."""
+        windows, prev_step, prev_elapsed = [], 0, 0.0
+        for p in self.points:
+            if p.step > prev_step and p.elapsed >= prev_elapsed:
+                windows.append((p.elapsed - prev_elapsed) / (p.step - prev_step))
+            prev_step, prev_elapsed = p.step, p.elapsed
+        if not windows:
+            return None
+        windows.sort()
+        mid = len(windows) // 2
+        return windows[mid] if len(windows) % 2 else (windows[mid - 1] + windows[mid]) / 2
 
     def steps_to(self, target: float) -> int | None:
         """The first evaluated step whose test accuracy reaches `target`; None if none does."""

@@ -10,6 +10,7 @@ global batch with DistributedDataParallel; only rank 0 writes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
@@ -95,37 +96,72 @@ def resume(
 
 def _run(spec, config, data, data_source, cache_dir, run_dir, payload, quiet, model, on_step) -> TrainResult:
     from effconv.training import runtime as rtm
-    from effconv.training import session as ses
-    from effconv.training.loop import Trainer
 
     rt = rtm.setup_runtime(config)
     switches = rtm.seed_everything(config, rt.shard.rank)
     try:
-        if config.synthetic_gradients:
-            from effconv.synthetic import check_synthetic
-
-            check_synthetic(spec, config, rt.distributed)  # before the data is read
-        data = ses.take_subset(data or load_train_data(data_source, cache_dir), config)
-        if config.batch_size > len(data.train):
-            raise UsageError(f"batch size {config.batch_size} exceeds the {len(data.train)} training images")
-        if model is None:
-            from effconv.zoo import build_model
-
-            model = build_model(spec)  # after seeding: the initial weights follow the seed
-        total = config.total_steps(len(data.train))
-        run_id = payload["run_id"] if payload else run_dir.name
-        if payload is None:
-            record = ses.run_record(spec, config, data, run_id, total, rt)
-            _agree(rt, lambda: ses.start_run_dir(run_dir, record, rt.is_main))
-        setup = ses.RunSetup(spec, config, rt, data, model, run_dir, run_id, total, payload, quiet)
-        if config.synthetic_gradients:
-            from effconv.synthetic import run_synthetic
-
-            return run_synthetic(setup)  # on_step is not offered there
-        return Trainer(setup, on_step).run()
+        with _run_folder(run_dir, rt.is_main, new=payload is None):
+            return _run_locked(spec, config, data, data_source, cache_dir, run_dir, payload, quiet, model, on_step, rt)
     finally:
         rtm.restore_switches(switches)
         rtm.teardown_runtime(rt)
+
+
+@contextlib.contextmanager
+def _run_folder(run_dir: Path, is_main: bool, *, new: bool):
+    """Rank 0 holds the run folder's lock for the whole run (effconv.io.folder_lock): a second
+    `effconv train --out` of the same folder, started at any moment, is refused with exit 2. A
+    folder made here and still empty when the run fails (bad data, bad batch size) is removed."""
+    from effconv.io import folder_lock
+
+    if not is_main:
+        yield
+        return
+    created = new and not run_dir.exists()
+    if new:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # permission, read-only file system, a file in the way
+            raise UsageError(f"cannot create the run directory ({exc.strerror or exc})", path=run_dir) from exc
+    locked = False
+    try:
+        with folder_lock(run_dir, "run folder"):
+            locked = True
+            yield
+    finally:
+        if created and locked:
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()  # only when empty
+
+
+def _run_locked(spec, config, data, data_source, cache_dir, run_dir, payload, quiet, model, on_step, rt):
+    from effconv.training import session as ses
+    from effconv.training.loop import Trainer
+
+    if config.synthetic_gradients:
+        from effconv.synthetic import check_synthetic
+
+        check_synthetic(spec, config, rt.distributed)  # before the data is read
+    data = ses.take_subset(data or load_train_data(data_source, cache_dir), config)
+    if config.batch_size > len(data.train):
+        raise UsageError(f"batch size {config.batch_size} exceeds the {len(data.train)} training images")
+    if model is None:
+        from effconv.zoo import build_model
+
+        model = build_model(spec)  # after seeding: the initial weights follow the seed
+    total = config.total_steps(len(data.train))
+    run_id = payload["run_id"] if payload else run_dir.name
+    if payload is None:
+        record = ses.run_record(spec, config, data, run_id, total, rt)
+        _agree(rt, lambda: ses.start_run_dir(run_dir, record, rt.is_main))
+    elif rt.is_main:
+        ses.update_run_record(run_dir, config, total)  # --steps: config.json says the new total
+    setup = ses.RunSetup(spec, config, rt, data, model, run_dir, run_id, total, payload, quiet)
+    if config.synthetic_gradients:
+        from effconv.synthetic import run_synthetic
+
+        return run_synthetic(setup)  # on_step is not offered there
+    return Trainer(setup, on_step).run()
 
 
 def _agree(rt, action: Callable[[], Any]) -> None:

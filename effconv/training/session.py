@@ -100,3 +100,13 @@ def run_record(spec: "ModelSpec", config: TrainConfig, data: TrainData, run_id: 
         "device": str(rt.device),
         "versions": {"effconv": __version__, "torch": torch.__version__},
     }
+
+
+def update_run_record(run_dir: Path, config: TrainConfig, total: int) -> None:
+    """A resumed run with a new --steps: config.json records the new total and configuration, so
+    readers (compare, experiment report, the progress) do not report 250 steps of 200."""
+    record = ckpt.read_config_json(run_dir)
+    if record.get("total_steps") == total and record.get("config") == config.to_dict():
+        return
+    record.update(total_steps=total, config=config.to_dict())
+    write_text(run_dir / ckpt.CONFIG, json.dumps(record, indent=2) + "\n")
