@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from effconv import integrity
 from effconv.errors import InvalidInputError, UsageError
 from effconv.io import atomic_path
 from effconv.safety import refuse_code_in_pickle
@@ -39,7 +40,7 @@ def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> Path:
     import torch
 
     buffer = io.BytesIO()
-    torch.save({"format": FORMAT, **payload}, buffer)
+    torch.save(integrity.seal({"format": FORMAT, **payload}), buffer)  # with its content hash
     remove_stale_temporaries(path)
     with atomic_path(path, suffix=".pt") as tmp:
         _write(tmp, buffer.getbuffer())
@@ -75,6 +76,7 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     path = Path(path)
     if not path.is_file():
         raise UsageError("checkpoint not found", path=path)
+    integrity.check_zip_crc(path)  # a changed byte is found before anything is unpickled
     refuse_code_in_pickle(path)  # a second line of defence: scan the opcodes before unpickling
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
@@ -82,6 +84,7 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
         raise InvalidInputError(f"not a loadable effconv checkpoint ({type(exc).__name__})", path=path) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InvalidInputError(f"not an effconv checkpoint (expected format {FORMAT})", path=path)
+    integrity.verify(payload, path)
     return payload
 
 
