@@ -90,7 +90,8 @@ def time_effconv(model, spec, config, device, warmup: int, steps: int) -> float:
 
 
 def main() -> None:
-    from effconv.specs import load_spec, with_arch
+    from effconv.specs import load_spec
+    from effconv.zoo import with_arch
     from effconv.train import TrainConfig
     from effconv.zoo import build_model
 

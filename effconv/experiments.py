@@ -49,7 +49,7 @@ class Claim:
 class RunPlan:
     label: str  # the run's folder name and its name in reports
     spec: str  # zoo spec name
-    arch: tuple[tuple[str, Any], ...] = ()  # [arch] overrides (effconv.specs.with_arch)
+    arch: tuple[tuple[str, Any], ...] = ()  # [arch] overrides (effconv.zoo.with_arch)
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,8 @@ def build_run_model(spec: "ModelSpec", width: float, seed: int) -> "nn.Module":
 
 
 def plan_spec(run: RunPlan) -> "ModelSpec":
-    from effconv.specs import load_spec, with_arch
+    from effconv.specs import load_spec
+    from effconv.zoo import with_arch
 
     spec = load_spec(run.spec)
     return with_arch(spec, **dict(run.arch)) if run.arch else spec

@@ -3,15 +3,15 @@
 A spec names a family (a key of `effconv.zoo.ARCHS`), the input and output sizes, the family
 builder's keyword arguments ([arch]) and an optional training recipe ([train], validated by the
 trainer). Unknown keys and bad values are `SpecError`s (exit 2) naming the file, the key and what is
-allowed. This module does not import torch; checking [arch] against the family builder does, inside
-`spec_from_dict`.
+allowed. This module checks the top level and stays torch-free: the family builders are the schema
+of [arch], so the zoo checks it (`effconv.zoo.check_spec`, and `build_model` before it builds).
 """
 
 from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ class FrozenDict(dict):
     """A read-only dict (still a dict, so it serializes to JSON and pickles)."""
 
     def _readonly(self, *args, **kwargs):
-        raise TypeError("spec tables are read-only; use effconv.specs.with_arch")
+        raise TypeError("spec tables are read-only; use effconv.zoo.with_arch")
 
     __setitem__ = __delitem__ = __ior__ = _readonly
     clear = pop = popitem = setdefault = update = _readonly
@@ -101,7 +101,7 @@ def _check_type(value: Any, kind: type, key: str, where: Path | str) -> None:
 
 
 def spec_from_dict(data: Mapping[str, Any], *, source: Path | None = None) -> ModelSpec:
-    """Validate a spec table (top level, then [arch] against the family builder) into a ModelSpec."""
+    """Validate a spec table's top level into a ModelSpec ([arch] is the zoo's to check)."""
     where = source or f"<spec {data.get('name', '?')}>"
     for key in data:
         if key not in _TOP_LEVEL:
@@ -118,9 +118,6 @@ def spec_from_dict(data: Mapping[str, Any], *, source: Path | None = None) -> Mo
     for key in ("input_size", "in_channels", "num_classes"):
         if values[key] < 1:
             raise SpecError(f"key {key!r} must be a positive integer, got {values[key]}", path=where)
-    from effconv.zoo import check_arch  # imports torch: the builders are the schema of [arch]
-
-    check_arch(values["family"], values["arch"], where=where)
     return ModelSpec(
         values["name"], values["family"], values["description"], values["input_size"],
         values["in_channels"], values["num_classes"], _freeze(values["arch"]), _freeze(values["train"]),
@@ -157,11 +154,3 @@ def load_spec(name_or_path: str | Path) -> ModelSpec:
 def list_specs() -> list[ModelSpec]:
     """Every spec in models/, sorted by name."""
     return [load_spec(p) for p in sorted(MODELS_DIR.glob("*.toml"))]
-
-
-def with_arch(spec: ModelSpec, **overrides: Any) -> ModelSpec:
-    """A copy of `spec` with [arch] keys replaced, validated again (e.g. activation="swish")."""
-    arch = {**_thaw(spec.arch), **overrides}
-    data = {**spec.to_dict(), "arch": arch}
-    checked = spec_from_dict(data, source=spec.source)
-    return replace(spec, arch=checked.arch)

@@ -68,7 +68,8 @@ def train_command(
 
 
 def _spec(name: str, activation: str | None, norm: str | None):
-    from effconv.specs import load_spec, with_arch
+    from effconv.specs import load_spec
+    from effconv.zoo import with_arch
 
     spec = load_spec(name)
     arch = {k: v for k, v in (("activation", activation), ("norm", norm)) if v is not None}

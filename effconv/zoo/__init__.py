@@ -3,12 +3,14 @@
 A builder takes keyword arguments only: `num_classes`, `in_channels`, `input_size` (from the spec's
 top level) and its own options (the spec's [arch] table), each with a default whose type is the
 type the spec must give. `register_arch(name, choices=...)` records, per option, the values allowed
-(a dict's keys or a tuple), so a spec is checked before anything is built.
+(a dict's keys or a tuple). The builders are the schema of [arch], so the zoo checks it (the spec
+reader, effconv.specs, stays torch-free): `build_model` checks before it builds, `check_spec`
+checks without building (for callers that want the error before any other work), and `with_arch`
+(a spec with [arch] overrides) checks what it returns.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -17,30 +19,20 @@ from typing import Any
 from torch import nn
 
 from effconv.errors import UsageError
-from effconv.specs import ModelSpec, SpecError
-from effconv.zoo import blocks
-from effconv.zoo.legacy import upgrade_state_dict
+from effconv.specs import ModelSpec, SpecError, spec_from_dict
 
-ARCHS: dict[str, Callable[..., nn.Module]] = {}
-CHOICES: dict[str, dict[str, tuple]] = {}  # family -> option -> allowed values
+# each family module registers its builder in ARCHS when imported
+from effconv.zoo import alexnet, blocks, capsnet, inception, mobilenet, resnet, vgg, xception  # noqa: F401
+from effconv.zoo.legacy import upgrade_state_dict
+from effconv.zoo.registry import ARCHS, CHOICES, register_arch
+
+__all__ = [
+    "ARCHS", "CHOICES", "build_model", "check_arch", "check_spec", "count_parameters", "register_arch",
+    "upgrade_state_dict", "with_arch",
+]
+
 RESERVED = ("num_classes", "in_channels", "input_size")  # top-level spec keys, not [arch]
 SHARED_CHOICES = {"activation": tuple(blocks.ACTIVATIONS), "norm": tuple(blocks.NORMS)}
-__all__ = ["ARCHS", "build_model", "check_arch", "count_parameters", "register_arch", "upgrade_state_dict"]
-
-FAMILIES = ("alexnet", "vgg", "inception", "resnet", "mobilenet", "xception", "capsnet")
-
-
-def register_arch(name: str, *, choices: Mapping[str, Any] | None = None):
-    """Decorator: register a family builder under `name` (duplicates are refused)."""
-
-    def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in ARCHS:
-            raise ValueError(f"architecture {name!r} is already registered")
-        ARCHS[name] = builder
-        CHOICES[name] = {k: tuple(v) for k, v in (choices or {}).items()}
-        return builder
-
-    return wrap
 
 
 def _options(builder: Callable) -> tuple[dict[str, inspect.Parameter], bool]:
@@ -91,11 +83,22 @@ def check_arch(family: str, arch: Mapping[str, Any], *, where: Path | str = "<sp
         raise SpecError(f"[arch] {exc}", path=where) from exc
 
 
+def check_spec(spec: ModelSpec) -> ModelSpec:
+    """`spec`, after checking its [arch] against its family's builder (SpecError naming the file)."""
+    check_arch(spec.family, spec.arch, where=spec.source or f"<spec {spec.name}>")
+    return spec
+
+
+def with_arch(spec: ModelSpec, **overrides: Any) -> ModelSpec:
+    """A copy of `spec` with [arch] keys replaced (e.g. activation="swish"), checked (`check_spec`)."""
+    data = {**spec.to_dict(), "arch": {**spec.to_dict()["arch"], **overrides}}
+    return check_spec(spec_from_dict(data, source=spec.source))
+
+
 def build_model(spec: ModelSpec) -> nn.Module:
-    """Build the spec's model (freshly initialized, train mode, on the current default device)."""
-    builder = ARCHS.get(spec.family)
-    if builder is None:
-        raise SpecError(f"unknown family {spec.family!r}; allowed: {', '.join(sorted(ARCHS))}", path=spec.source)
+    """Build the spec's model (freshly initialized, train mode, on the current default device),
+    after checking its [arch] (`check_spec`)."""
+    builder = ARCHS[check_spec(spec).family]
     params = inspect.signature(builder).parameters
     top = {"num_classes": spec.num_classes, "in_channels": spec.in_channels, "input_size": spec.input_size}
     open_ended = any(p.kind is p.VAR_KEYWORD for p in params.values())
@@ -113,11 +116,3 @@ def count_parameters(spec: ModelSpec) -> int:
     with torch.device("meta"):
         model = build_model(spec)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def _import_families() -> None:
-    for name in FAMILIES:
-        importlib.import_module(f"effconv.zoo.{name}")
-
-
-_import_families()

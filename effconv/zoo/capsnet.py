@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from effconv.zoo import register_arch
+from effconv.zoo.registry import register_arch
 from effconv.zoo.blocks import named
 
 M_POS = 0.9  # margin loss: present class capsules should be at least this long

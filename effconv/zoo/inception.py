@@ -17,7 +17,7 @@ from types import MappingProxyType
 import torch
 from torch import nn
 
-from effconv.zoo import register_arch
+from effconv.zoo.registry import register_arch
 from effconv.zoo.blocks import Style, conv_norm_act, named, network, pooled_head
 
 # name, 1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj; "M" = max pool 3x3/2

@@ -13,7 +13,7 @@ from types import MappingProxyType
 from torch import nn
 
 from effconv.errors import UsageError
-from effconv.zoo import register_arch
+from effconv.zoo.registry import register_arch
 from effconv.zoo.blocks import Style, conv_norm_act, depthwise_separable, network, pooled_head
 
 STEM = 32  # stem conv output channels (at alpha 1)

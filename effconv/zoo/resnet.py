@@ -18,7 +18,7 @@ from types import MappingProxyType
 
 from torch import nn
 
-from effconv.zoo import register_arch
+from effconv.zoo.registry import register_arch
 from effconv.zoo.blocks import Fold, PadShortcut, Residual, Style, conv_norm_act, named, network, pooled_head
 
 # name: (stem, stage widths, blocks per stage)

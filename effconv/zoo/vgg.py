@@ -22,7 +22,7 @@ from types import MappingProxyType
 
 from torch import nn
 
-from effconv.zoo import register_arch
+from effconv.zoo.registry import register_arch
 from effconv.zoo.blocks import Style, check_feature_size, classifier, conv_norm_act, linear_act, named, network
 
 # Channel layouts; "M" is a 2x2 max pool (stride 2).

@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 from torch import nn
 
-from effconv.zoo import register_arch
+from effconv.zoo.registry import register_arch
 from effconv.zoo.blocks import Fold, Residual, Style, conv_norm_act, named, network, pooled_head, separable_conv
 
 # name: stem widths, entry block widths, (middle width, middle blocks), exit widths

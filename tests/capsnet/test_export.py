@@ -69,8 +69,8 @@ def test_profiler_counts_capsule_layer_in_closed_form(tmp_path):
 
 
 def test_zoo_spec_builds_and_scores_in_unit_range():
-    from effconv.specs import load_spec, with_arch
-    from effconv.zoo import build_model, count_parameters
+    from effconv.specs import load_spec
+    from effconv.zoo import build_model, count_parameters, with_arch
 
     spec = load_spec("capsnet_cifar")
     with torch.device("meta"):  # the full model's shapes without allocating it

@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from effconv import data as D
+from effconv.data import api as data_api
 from effconv.errors import InvalidInputError, UsageError
 
 N_TRAIN, N_TEST = 20, 10  # tiny: 2 train images and 1 test image per class
@@ -132,7 +133,7 @@ def test_cache_is_reused_and_invalidated(tmp_path, truth, monkeypatch):
     def boom(path):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(D, "decode_source", boom)
+    monkeypatch.setattr(data_api, "decode_source", boom)
     D.load_cifar10(folder, "train", cache_dir=cache)  # served from the cache
     batch = folder / "test_batch"
     os.utime(batch, ns=(batch.stat().st_atime_ns, batch.stat().st_mtime_ns + 10**9))
@@ -174,7 +175,7 @@ def test_download_with_injected_fetch_and_sha256(tmp_path):
 
 def test_no_data_says_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.setenv("EFFCONV_DATA", str(tmp_path / "nowhere"))
-    monkeypatch.setattr(D, "candidate_sources", lambda data, cache_dir=None: [tmp_path / "nowhere", tmp_path / "c.tgz"])
+    monkeypatch.setattr(data_api, "candidate_sources", lambda data, cache_dir=None: [tmp_path / "nowhere", tmp_path / "c.tgz"])
     with pytest.raises(UsageError) as err:
         D.load_cifar10(None, "train", cache_dir=tmp_path)
     text = str(err.value)

@@ -19,7 +19,8 @@ from effconv.export.parity import check_onnx_parity
 
 @pytest.fixture(scope="module")
 def trained_run(cifar10, tmp_path_factory):
-    from effconv.specs import load_spec, with_arch
+    from effconv.specs import load_spec
+    from effconv.zoo import with_arch
     from effconv.train import TrainConfig, train
 
     spec = with_arch(load_spec("mobilenet_v1_cifar"), alpha=0.25)

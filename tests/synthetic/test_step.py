@@ -86,9 +86,9 @@ def test_rejects_a_single_block():
 
 
 def test_zoo_vgg_splits_into_blocks_that_chain_to_the_model_and_train():
-    from effconv.specs import load_spec, with_arch
+    from effconv.specs import load_spec
     from effconv.synthetic import split_at_pools
-    from effconv.zoo import build_model
+    from effconv.zoo import build_model, with_arch
 
     torch.manual_seed(0)
     model = build_model(with_arch(load_spec("vgg19_3x3"), config="11_3x3", fc_width=32, dropout=0.0))

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from effconv.errors import UsageError
-from effconv.specs import MODELS_DIR, ModelSpec, load_spec, with_arch
-from effconv.zoo import build_model
+from effconv.specs import MODELS_DIR, ModelSpec, load_spec
+from effconv.zoo import build_model, with_arch
 from effconv.zoo.blocks import ACTIVATIONS, NORMS
 
 ALL_SPECS = sorted(p.stem for p in MODELS_DIR.glob("*.toml"))

@@ -1,4 +1,5 @@
-"""Spec loading: every zoo file loads; malformed files are SpecErrors naming file, key and allowed values."""
+"""Spec loading: every zoo file loads; malformed files are SpecErrors naming file, key and allowed values:
+the top level when loaded (torch-free), [arch] when the zoo checks it (check_spec, build_model)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from effconv.errors import EXIT_USAGE
-from effconv.specs import MODELS_DIR, SpecError, list_specs, load_spec, spec_from_dict, with_arch
+from effconv.specs import MODELS_DIR, SpecError, list_specs, load_spec, spec_from_dict
+from effconv.zoo import build_model, check_spec, with_arch
 
 REQUIRED = {
     "alexnet_224", "alexnet_cifar", "alexnet_cifar_adam", "vgg19_3x3", "vgg19_5x5", "vgg14_mixed",
@@ -68,33 +70,45 @@ def test_good_file_loads(tmp_path):
     assert spec.source == tmp_path / "tiny.toml"
 
 
+def test_zoo_specs_pass_the_arch_check():
+    for spec in list_specs():
+        assert check_spec(spec) is spec
+
+
+# (edit of GOOD, words the message must contain, whether the top level (load_spec) or [arch] is wrong)
 @pytest.mark.parametrize(
-    "edit, words",
+    "edit, words, level",
     [
-        (("", "colour = 3\n"), ["'colour'", "allowed", "family", "input_size"]),  # unknown top-level key
-        (('activation = "relu"', 'activation = "relu"\nwidth = 2'), ["'width'", "[arch]", "fc_width"]),
-        (('activation = "relu"', 'activation = "gelu"'), ["gelu", "allowed", "crelu", "swish"]),
-        (('input_size = 32', 'input_size = "32"'), ["input_size", "int", "str"]),
-        (('config = "11_3x3"', 'config = 11'), ["config", "str"]),
-        (('config = "11_3x3"', 'config = "12_3x3"'), ["12_3x3", "allowed", "19_3x3", "14_mixed"]),
-        (('activation = "relu"', 'activation = "elu"\nact_args = {beta = 2.0}'), ["beta", "alpha"]),
-        (('family = "vgg"', 'family = "vggg"'), ["vggg", "allowed", "mobilenet"]),
-        (('num_classes = 10', 'num_classes = 0'), ["num_classes", "positive"]),
-        (('num_classes = 10', ''), ["missing", "num_classes"]),
-        (('[arch]', '[arch'), ["not valid TOML"]),
+        (("", "colour = 3\n"), ["'colour'", "allowed", "family", "input_size"], "top"),  # unknown top-level key
+        (('activation = "relu"', 'activation = "relu"\nwidth = 2'), ["'width'", "[arch]", "fc_width"], "arch"),
+        (('activation = "relu"', 'activation = "gelu"'), ["gelu", "allowed", "crelu", "swish"], "arch"),
+        (('input_size = 32', 'input_size = "32"'), ["input_size", "int", "str"], "top"),
+        (('config = "11_3x3"', 'config = 11'), ["config", "str"], "arch"),
+        (('config = "11_3x3"', 'config = "12_3x3"'), ["12_3x3", "allowed", "19_3x3", "14_mixed"], "arch"),
+        (('activation = "relu"', 'activation = "elu"\nact_args = {beta = 2.0}'), ["beta", "alpha"], "arch"),
+        (('family = "vgg"', 'family = "vggg"'), ["vggg", "allowed", "mobilenet"], "arch"),
+        (('num_classes = 10', 'num_classes = 0'), ["num_classes", "positive"], "top"),
+        (('num_classes = 10', ''), ["missing", "num_classes"], "top"),
+        (('[arch]', '[arch'), ["not valid TOML"], "top"),
     ],
 )
-def test_bad_spec_names_file_key_and_allowed(tmp_path, edit, words):
+def test_bad_spec_names_file_key_and_allowed(tmp_path, edit, words, level):
     old, new = edit
     text = (new + GOOD) if old == "" else GOOD.replace(old, new, 1)
     path = write(tmp_path, text)
     with pytest.raises(SpecError) as err:
-        load_spec(path)
+        spec = load_spec(path)
+        assert level == "arch", "load_spec should have refused the top level"
+        check_spec(spec)
     message = str(err.value)
     assert str(path) in message
     for word in words:
         assert word in message
     assert err.value.exit_code == EXIT_USAGE
+    if level == "arch":  # building checks too, with the same message
+        with pytest.raises(SpecError) as built:
+            build_model(load_spec(path))
+        assert str(built.value) == message
 
 
 def test_unknown_zoo_name_lists_known():
@@ -118,7 +132,7 @@ def test_spec_is_frozen_and_pickles():
     assert spec_from_dict(spec.to_dict(), source=spec.source) == spec
 
 
-def test_with_arch_overrides_and_validates():
+def test_with_arch_overrides_and_checks():
     spec = load_spec("vgg19_3x3")
     swapped = with_arch(spec, activation="swish", norm="none")
     assert swapped.arch["activation"] == "swish" and swapped.arch["norm"] == "none"
