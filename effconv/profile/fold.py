@@ -1,131 +1,232 @@
-"""Fold small constant subgraphs of the shape-inference skeleton with numpy.
+"""Fold the small constant tensors of the shape-inference skeleton, alternating with inference.
 
-Why: exporters compute pads and shapes with chains such as ConstantOfShape -> Concat -> Reshape ->
-Slice -> Transpose -> Cast -> Pad (a ResNet option-A shortcut). ONNX data propagation stops at some
-of these ops, and one unknown batch dim then hides the shapes of every layer below. Folding the
-chain into initializers first lets the single shape-inference pass see static shapes. Only the
-skeleton changes: the profile still lists every original node.
+Why: exporters compute shapes from shapes: a channel split `x.chunk(2, 1)` is a Slice whose end is
+Shape -> Gather -> Div; a pad to a multiple of a window is Shape -> Gather -> Mod -> Sub -> Pad; a
+ResNet option-A shortcut builds its pads with ConstantOfShape -> Concat -> Reshape -> Slice -> Cast.
+ONNX data propagation stops at most of these ops, and one unknown dim then hides the shapes of
+every layer below. So folding and inference alternate until nothing changes: a Shape or Size of a
+tensor whose inferred shape is static is a constant; any standard op whose inputs are all constants
+is evaluated by onnx.reference (which implements every standard op: no table of our own); the
+results become initializers of the skeleton, and inference runs again.
+
+Untrusted files decide what is evaluated, so nothing is computed that could be large: every input
+and every output is capped at MAX_ELEMENTS elements, and the output's size is known *before* the op
+runs (from inference, from the op's own size rule, or from the values that size it: ConstantOfShape,
+Expand, Tile, Range, Pad). Ops with subgraphs (If, Loop, Scan) and random ops are never evaluated.
+Only the skeleton changes: the profile still lists every original node.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import warnings
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 MAX_ELEMENTS = 4096  # folded tensors stay small: shapes, pads, scales; never weights
+FLOAT_SHAPE_LIKE = 64  # elements: larger float constants are weights (never folded), smaller may be scales
+MAX_ROUNDS = 16  # fold/infer alternations; real exports settle in 2-4
+STANDARD = ("", "ai.onnx")
+NEVER = frozenset({"If", "Loop", "Scan", "SequenceMap", "RandomNormal", "RandomUniform", "RandomNormalLike",
+                   "RandomUniformLike", "Bernoulli", "Multinomial", "Dropout"})
+# Output elements never exceed the largest input's: unary, reductions, data movement that selects.
+NO_LARGER = frozenset(
+    "Abs Neg Not Floor Ceil Round Sqrt Reciprocal Sign Exp Log Relu Sigmoid Tanh Erf Cast CastLike Identity "
+    "Reshape Flatten Squeeze Unsqueeze Transpose Slice Split ReduceMax ReduceMin ReduceSum ReduceProd "
+    "ReduceMean ArgMax ArgMin TopK Compress Softmax Clip IsNaN IsInf".split()
+)
+BROADCAST = frozenset("Add Sub Mul Div Mod Pow Equal Less Greater LessOrEqual GreaterOrEqual And Or Xor "
+                      "BitShift Max Min Sum Mean Where".split())
+
+Shapes = Mapping[str, tuple]
+SOURCES = frozenset({"Shape", "Size", "Constant"})  # constants whatever their inputs' values
 
 
-def _attrs(node: onnx.NodeProto) -> dict:
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+def _prod(dims) -> int:
+    return math.prod(int(d) for d in dims)
 
 
-def _constant(node, xs, a):
-    if "value" in a:
-        t = a["value"]
-        return numpy_helper.to_array(t) if np.prod(t.dims, dtype=np.int64) <= MAX_ELEMENTS else None
-    for key, dtype in (("value_int", np.int64), ("value_ints", np.int64), ("value_float", np.float32),
-                       ("value_floats", np.float32)):
-        if key in a:
-            return np.array(a[key], dtype=dtype)
-    return None
+def _static(shape) -> bool:
+    return shape is not None and all(isinstance(d, int) and d >= 0 for d in shape)
 
 
-def _constant_of_shape(node, xs, a):
-    shape = [int(d) for d in xs[0]]
-    if np.prod(shape, dtype=np.int64) > MAX_ELEMENTS:
+def _expand_bound(xs) -> int | None:
+    return _prod(np.broadcast_shapes(xs[0].shape, tuple(int(d) for d in xs[1].reshape(-1))))
+
+
+def _tile_bound(xs) -> int | None:
+    return _prod(np.asarray(xs[0].shape, np.int64) * xs[1].reshape(-1).astype(np.int64))
+
+
+def _range_bound(xs) -> int | None:
+    start, limit, delta = (float(x.reshape(-1)[0]) for x in xs[:3])
+    return max(0, math.ceil((limit - start) / delta)) if delta else None
+
+
+def _pad_bound(xs) -> int | None:
+    pads = xs[1].reshape(-1).astype(np.int64)
+    r = xs[0].ndim
+    if len(xs) > 3 and xs[3] is not None:  # opset 18 axes: pads only along those axes
         return None
-    value = numpy_helper.to_array(a["value"]) if "value" in a else np.zeros(1, np.float32)
-    return np.full(shape, value.reshape(-1)[0], dtype=value.dtype)
+    return _prod(max(0, s + int(pads[i]) + int(pads[i + r])) for i, s in enumerate(xs[0].shape))
 
 
-def _reshape(node, xs, a):
-    shape = [int(d) for d in xs[1]]
-    if not a.get("allowzero", 0):
-        shape = [xs[0].shape[i] if d == 0 else d for i, d in enumerate(shape)]
-    return xs[0].reshape(shape)
-
-
-def _slice(node, xs, a):
-    data, starts, ends = xs[0], xs[1], xs[2]
-    axes = xs[3] if len(xs) > 3 and xs[3] is not None else range(len(starts))
-    steps = xs[4] if len(xs) > 4 and xs[4] is not None else [1] * len(starts)
-    index = [slice(None)] * data.ndim
-    for s, e, ax, st in zip(starts, ends, axes, steps):
-        index[int(ax)] = slice(int(s), int(e), int(st))
-    return data[tuple(index)]
-
-
-def _axes(xs, a):
-    return [int(v) for v in (xs[1] if len(xs) > 1 and xs[1] is not None else a.get("axes", []))]
-
-
-def _unsqueeze(node, xs, a):
-    out = xs[0]
-    for ax in sorted(ax % (out.ndim + len(_axes(xs, a))) for ax in _axes(xs, a)):
-        out = np.expand_dims(out, ax)
-    return out
-
-
-def _squeeze(node, xs, a):
-    axes = _axes(xs, a)
-    return np.squeeze(xs[0], axis=tuple(axes) if axes else None)
-
-
-FOLDERS: dict[str, Callable] = {
-    "Constant": _constant,
-    "ConstantOfShape": _constant_of_shape,
-    "Concat": lambda n, xs, a: np.concatenate(xs, axis=a.get("axis", 0)),
-    "Reshape": _reshape,
-    "Slice": _slice,
-    "Transpose": lambda n, xs, a: np.transpose(xs[0], a.get("perm")),
-    "Cast": lambda n, xs, a: xs[0].astype(helper.tensor_dtype_to_np_dtype(a["to"])),
-    "Squeeze": _squeeze,
-    "Unsqueeze": _unsqueeze,
-    "Gather": lambda n, xs, a: np.take(xs[0], xs[1], axis=a.get("axis", 0)),
-    "Add": lambda n, xs, a: xs[0] + xs[1],
-    "Sub": lambda n, xs, a: xs[0] - xs[1],
-    "Mul": lambda n, xs, a: xs[0] * xs[1],
-    "Range": lambda n, xs, a: np.arange(xs[0], xs[1], xs[2], dtype=xs[0].dtype),
+# The ops that can make more elements than they read: their output size from the values that set it.
+SIZED_BY_VALUES: dict[str, Callable] = {
+    "ConstantOfShape": lambda xs: _prod(xs[0].reshape(-1)),
+    "Expand": _expand_bound,
+    "Tile": _tile_bound,
+    "Range": _range_bound,
+    "Pad": _pad_bound,
 }
 
 
-def _fold_node(node: onnx.NodeProto, values: dict[str, np.ndarray]) -> np.ndarray | None:
-    fn = FOLDERS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
-    if fn is None or len(node.output) != 1 or not all(i == "" or i in values for i in node.input):
-        return None
-    try:
-        res = fn(node, [values[i] if i else None for i in node.input], _attrs(node))
-    except Exception:  # an op variant this folder does not model: leave it to shape inference
-        return None
-    if res is None:  # the folder declined (e.g. a ConstantOfShape too large to materialize)
-        return None
-    out = np.asarray(res)
-    return out if out.size <= MAX_ELEMENTS else None
+def output_bound(node: onnx.NodeProto, xs: list, out_shape) -> int | None:
+    """Elements the node's first output will have, known before it runs; None when unknown."""
+    if _static(out_shape):
+        return _prod(out_shape)
+    op = node.op_type
+    present = [x for x in xs if x is not None]
+    if op in NO_LARGER:
+        return max((x.size for x in present), default=0)
+    if op == "Concat":
+        return sum(x.size for x in present)
+    if op in BROADCAST:
+        return _prod(np.broadcast_shapes(*(x.shape for x in present)))
+    if op in SIZED_BY_VALUES:
+        return SIZED_BY_VALUES[op](xs)
+    if op == "Gather":
+        return present[0].size * max(1, present[1].size)
+    return None
 
 
-def fold_constants(graph: onnx.GraphProto) -> int:
-    """Replace foldable nodes of `graph` (in place) by initializers; return how many were folded."""
-    values = {}
-    for t in graph.initializer:
-        if t.data_location == onnx.TensorProto.EXTERNAL:
-            continue
-        try:
-            values[t.name] = numpy_helper.to_array(t)
-        except (ValueError, TypeError, KeyError):  # malformed data, an unknown data_type (KeyError):
-            # not folded; the checker and inference judge the nodes that read it
-            continue
-    keep, folded = [], {}
-    for node in graph.node:
-        out = _fold_node(node, values)
-        if out is None:
-            keep.append(node)
-        else:
-            values[node.output[0]] = folded[node.output[0]] = out
-    if folded:
-        graph.ClearField("node")
-        graph.node.extend(keep)
-        graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in folded.items())
-    return len(folded)
+def _noop_log(*_args, **_kwargs) -> None:
+    return None
+
+
+class Evaluator:
+    """Runs one standard node on numpy inputs through onnx.reference (classes cached per op)."""
+
+    def __init__(self, opsets: Mapping[str, int]):
+        from onnx.reference.ops import load_op  # ~40 ms: imported only when something folds
+
+        self._load = load_op
+        self._classes: dict[str, type] = {}
+        self._params = {"log": _noop_log, "opsets": dict(opsets), "new_ops": None, "verbose": 0,
+                        "evaluator_cls": None}
+        self._version = opsets.get("", opsets.get("ai.onnx", onnx.defs.onnx_opset_version()))
+
+    def run(self, node: onnx.NodeProto, xs: list) -> list[np.ndarray] | None:
+        cls = self._classes.get(node.op_type)
+        if cls is None:
+            cls = self._classes[node.op_type] = self._load("", node.op_type, self._version)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = cls(node, self._params).run(*xs)
+        outs = list(res) if isinstance(res, tuple | list) else [res]
+        return [np.asarray(o) for o in outs]
+
+
+def _constant_value(node: onnx.NodeProto) -> np.ndarray | None:
+    for a in node.attribute:
+        if a.name == "value" and a.type == onnx.AttributeProto.TENSOR:
+            return numpy_helper.to_array(a.t) if _prod(a.t.dims) <= MAX_ELEMENTS else None
+        if a.name in ("value_int", "value_float"):
+            return np.array(a.i if a.name == "value_int" else a.f, np.int64 if a.name == "value_int" else np.float32)
+        if a.name in ("value_ints", "value_floats") and len(a.ints or a.floats) <= MAX_ELEMENTS:
+            return np.array(list(a.ints) if a.name == "value_ints" else list(a.floats),
+                            np.int64 if a.name == "value_ints" else np.float32)
+    return None
+
+
+def _shape_value(node: onnx.NodeProto, shapes: Shapes) -> np.ndarray | None:
+    """Shape (with opset-15 start/end) or Size of a tensor whose shape is static."""
+    shape = shapes.get(node.input[0]) if node.input else None
+    if not _static(shape):
+        return None
+    if node.op_type == "Size":
+        return np.array(_prod(shape), np.int64)
+    a = {x.name: x.i for x in node.attribute}
+    r = len(shape)
+    start, end = a.get("start", 0), a.get("end", r)
+    start, end = (max(0, min(r, v + r if v < 0 else v)) for v in (start, end))
+    return np.array(shape[start:end], np.int64)
+
+
+class Folder:
+    """Constant values of one skeleton, grown pass by pass (see fold_to_fixed_point)."""
+
+    def __init__(self, graph: onnx.GraphProto, opsets: Mapping[str, int]):
+        self.values: dict[str, np.ndarray] = {}
+        self.opsets = opsets
+        self._eval: Evaluator | None = None
+        for t in graph.initializer:
+            if t.data_location == onnx.TensorProto.EXTERNAL or _prod(t.dims) > MAX_ELEMENTS:
+                continue
+            try:
+                self.values[t.name] = numpy_helper.to_array(t)
+            except (ValueError, TypeError, KeyError):  # malformed data or an unknown data_type:
+                continue  # not folded; the checker and inference judge the nodes that read it
+
+    def _evaluate(self, node: onnx.NodeProto, shapes: Shapes) -> list[np.ndarray] | None:
+        op = node.op_type
+        if op in ("Shape", "Size"):
+            v = _shape_value(node, shapes)
+            return None if v is None else [v]
+        if op == "Constant":
+            v = _constant_value(node)
+            return None if v is None else [v]
+        if op in NEVER or any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+                              for a in node.attribute):
+            return None
+        if not all(i == "" or i in self.values for i in node.input):
+            return None
+        xs = [self.values[i] if i else None for i in node.input]
+        if op == "Identity" or any(x is not None and x.size > FLOAT_SHAPE_LIKE and x.dtype.kind in "fc" for x in xs):
+            return None  # weights and biases, not shapes: inference needs only their dims
+        bound = output_bound(node, xs, shapes.get(node.output[0]) if node.output else None)
+        if bound is None or bound > MAX_ELEMENTS:
+            return None
+        if self._eval is None:
+            self._eval = Evaluator(self.opsets)
+        return self._eval.run(node, xs)
+
+    def fold_pass(self, nodes, shapes: Shapes) -> dict[int, list[onnx.TensorProto]]:
+        """Evaluate every node that became constant: {node index: its outputs as initializers}."""
+        done, values = {}, self.values
+        for idx, node in enumerate(nodes):
+            if node.op_type not in SOURCES and not all(i in values or i == "" for i in node.input):
+                continue  # the common case, checked first: a node reading an activation
+            if node.domain not in STANDARD or not node.output or node.output[0] in values:
+                continue
+            try:
+                outs = self._evaluate(node, shapes)
+                tensors = _as_initializers(node, outs) if outs is not None else None
+            except (Exception, MemoryError):  # an op variant onnx.reference refuses: inference decides
+                tensors = None
+            if tensors is None:
+                continue
+            for name, value in zip(node.output, outs):
+                if name:
+                    self.values[name] = value
+            done[idx] = tensors
+        return done
+
+
+def _as_initializers(node: onnx.NodeProto, outs: list[np.ndarray]) -> list[onnx.TensorProto] | None:
+    names = [o for o in node.output if o]
+    if len(outs) < len(node.output) or any(o.size > MAX_ELEMENTS or o.dtype == object for o in outs):
+        return None
+    return [numpy_helper.from_array(v, n) for n, v in zip(node.output, outs) if n in names]
+
+
+def replace_folded(graph: onnx.GraphProto, folded: Mapping[int, list[onnx.TensorProto]]) -> None:
+    """Swap the folded nodes of `graph` (in place) for initializers holding their outputs."""
+    keep = [n for i, n in enumerate(graph.node) if i not in folded]
+    graph.ClearField("node")
+    graph.node.extend(keep)
+    for tensors in folded.values():
+        graph.initializer.extend(tensors)

@@ -2,51 +2,29 @@
 
 Why a "skeleton": shape inference and the checker only need the *dims* of large initializers, not
 their bytes. Large initializers are moved to typed graph inputs in a small copy of the model, so
-the checker and shape inference (run once, with data propagation) serialize kilobytes, not the
-whole file; external weight data is checked for safety and size but never loaded.
+the checker and shape inference serialize kilobytes, not the whole file; external weight data is
+checked for safety and size but never loaded. The checker judges the user's file as given (before
+any rewrite); then folding and inference alternate to a fixed point (effconv.profile.fold).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
 from onnx import TensorProto
 
 from effconv.errors import InvalidInputError, ResourceLimitError, UsageError
-from effconv.profile.fold import fold_constants
+from effconv.profile.consts import Param, const_tensors, producers
+from effconv.profile.fold import MAX_ROUNDS, Folder, replace_folded
+from effconv.profile.msshapes import ms_value_infos
 from effconv.profile.model import Dim, Shape, parse_input_shape  # noqa: F401 (re-exported)
-from effconv.profile.wire import Malformed, strip_weights
-from effconv.safety import check_external_data, is_lfs_pointer, tensor_byte_size
+from effconv.profile.read import STRIP_MIN_FILE, read_checked  # noqa: F401 (re-exported)
 
-STRIP_MIN_FILE = 1 << 20  # bytes: smaller files are read whole (the wire walk would not pay off)
 SMALL_INIT = 1024  # elements: initializers up to this size stay in the skeleton (Reshape shapes...)
-FLOAT_TYPES = frozenset(
-    {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16}
-)
 SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan"})
-
-
-@dataclass(frozen=True)
-class Param:
-    """A constant tensor (initializer or Constant node): dims and ONNX element type, no data."""
-
-    name: str
-    dims: tuple[int, ...]
-    dtype: int
-
-    @property
-    def size(self) -> int:
-        n = 1
-        for d in self.dims:
-            n *= d
-        return n
-
-    @property
-    def is_float(self) -> bool:
-        return self.dtype in FLOAT_TYPES
 
 
 @dataclass(frozen=True)
@@ -59,16 +37,34 @@ class Graph:
     shapes: Mapping[str, Shape]  # every tensor whose shape is known, by name
     aliases: Mapping[str, str]  # Identity output -> the tensor it forwards (resolved to the root)
     inputs: Mapping[str, tuple[int, ...]]  # real graph inputs (initializers excluded), static dims
+    consts: frozenset[str] = frozenset()  # tensors computed from constants only (weights, not activations)
+    folded: frozenset[str] = frozenset()  # tensors whose values were folded (shape arithmetic of static shapes)
+    types: Mapping[str, int] = field(default_factory=dict)  # ONNX element type, by tensor name
+    made_by: Mapping[str, onnx.NodeProto] = field(default_factory=dict)  # tensor -> the node writing it
+    notes: tuple[str, ...] = ()  # what the loader assumed (a symbolic batch profiled at 1 ...)
 
     def root(self, name: str) -> str:
         return self.aliases.get(name, name)
 
     def param(self, name: str) -> Param | None:
-        return self.params.get(self.root(name))
+        """The constant tensor `name` (an initializer, or computed from constants only), or None."""
+        root = self.root(name)
+        p = self.params.get(root)
+        if p is not None or root not in self.consts:
+            return p
+        shape = self.shapes.get(root)
+        if shape is None or not all(isinstance(d, int) for d in shape):
+            return None
+        return Param(root, tuple(shape), self.types.get(root, TensorProto.UNDEFINED))
 
     def shape(self, name: str) -> Shape | None:
-        p = self.param(name)
+        p = self.params.get(self.root(name))
         return p.dims if p is not None else self.shapes.get(name)
+
+    def is_static(self, node: onnx.NodeProto) -> bool:
+        """Every output is a constant or a folded value: the node costs nothing at run time."""
+        outs = [o for o in node.output if o]
+        return bool(outs) and all(o in self.consts or o in self.folded for o in outs)
 
 
 def load_graph(
@@ -78,148 +74,73 @@ def load_graph(
 ) -> Graph:
     """Read, check and shape-infer `path`. Errors: InvalidInputError (exit 3), UsageError (exit 2)."""
     path = Path(path)
-    model, raw_lengths = _read_model(path)
-    _check_versions(model, path)
+    model = read_checked(path)
     try:
-        return _load_checked(model, path, input_shapes, batch, raw_lengths)
+        return _load_checked(model, path, input_shapes, batch)
     except UnicodeDecodeError as exc:  # a string field that parsed but is not UTF-8
         raise InvalidInputError("not an ONNX model (a name or string is not valid UTF-8)", path=path) from exc
 
 
-def _load_checked(
-    model: onnx.ModelProto,
-    path: Path,
-    input_shapes: Mapping[str, tuple[int, ...]] | None,
-    batch: int | None,
-    raw_lengths: Mapping[int, int],
-) -> Graph:
-    _check_external_data(model, path)
-    _check_initializers(model, path, raw_lengths)
+def _load_checked(model, path: Path, input_shapes, batch) -> Graph:
     skeleton = _skeleton(model)
-    fold_constants(skeleton.graph)  # static pads/shapes for the one inference pass (see fold.py)
     init_names = {t.name for t in model.graph.initializer}
     real_names = [i.name for i in model.graph.input if i.name not in init_names]
-    real_inputs = _set_input_shapes(skeleton, real_names, dict(input_shapes or {}), batch, path)
-    try:
-        onnx.checker.check_model(skeleton)
+    real_inputs, notes = _set_input_shapes(skeleton, real_names, dict(input_shapes or {}), batch, path)
+    with _errors(path):
+        onnx.checker.check_model(skeleton)  # the user's file as given (weights as typed inputs)
+    folder = Folder(skeleton.graph, {o.domain or "": o.version for o in model.opset_import})
+    if skeleton.ir_version < 4:  # folded values become initializers, which IR 3 must also list as inputs
+        skeleton.ir_version = 4
+    replace_folded(skeleton.graph, folder.fold_pass(skeleton.graph.node, {}))
+    with _errors(path):
         inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=True, data_prop=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise InvalidInputError(f"not a valid ONNX model: {_first_line(exc)}", path=path) from exc
-    except MemoryError as exc:  # std::bad_alloc in the checker or inference: dims asking for too much
-        raise ResourceLimitError(f"out of memory while checking and inferring shapes ({_first_line(exc)})",
-                                 path=path) from exc
-    params = _params(model)
+    shapes, types = _shapes(inferred.graph)
+    # only Shape/Size (and com.microsoft shapes) bring new constants after the first pass
+    rounds = MAX_ROUNDS if any(n.op_type in ("Shape", "Size") or n.domain == "com.microsoft"
+                               for n in skeleton.graph.node) else 0
+    for _ in range(rounds):  # alternate folding and inference until nothing changes
+        done = folder.fold_pass(skeleton.graph.node, shapes)
+        known = ms_value_infos(skeleton.graph.node, shapes, types)  # com.microsoft ops ONNX cannot infer
+        if not done and not known:
+            break
+        replace_folded(skeleton.graph, done)
+        skeleton.graph.value_info.extend(known)
+        try:
+            inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=True)
+        except (onnx.shape_inference.InferenceError, MemoryError):  # keep what the last round knew
+            break
+        shapes, types = _shapes(inferred.graph)
+    for name, value in folder.values.items():
+        shapes.setdefault(name, tuple(int(d) for d in value.shape))
+    nodes = tuple(model.graph.node)
     return Graph(
-        path=path,
-        nodes=tuple(model.graph.node),
-        params=params,
-        shapes=_shapes(inferred.graph),
-        aliases=_aliases(model.graph.node),
-        inputs=real_inputs,
+        path=path, nodes=nodes, params=_params(model), shapes=shapes, aliases=_aliases(nodes),
+        inputs=real_inputs, consts=const_tensors(model.graph), folded=frozenset(folder.values),
+        types=types, made_by=producers(nodes), notes=tuple(notes),
     )
+
+
+class _errors:
+    """Checker and inference failures as the contract's errors (invalid input; out of memory)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if isinstance(exc, onnx.checker.ValidationError | onnx.shape_inference.InferenceError):
+            raise InvalidInputError(f"not a valid ONNX model: {_first_line(exc)}", path=self.path) from exc
+        if isinstance(exc, MemoryError):  # std::bad_alloc in the checker or inference
+            raise ResourceLimitError(f"out of memory while checking and inferring shapes ({_first_line(exc)})",
+                                     path=self.path) from exc
+        return False
 
 
 def _first_line(exc: Exception) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     return lines[0] if lines else type(exc).__name__
-
-
-def _read_model(path: Path) -> tuple[onnx.ModelProto, Mapping[int, int]]:
-    """The parsed model and {initializer index: raw_data length} for the weights left unread
-    (effconv.profile.wire). Small files, and any file the wire walk does not understand, are read
-    and parsed whole, which also gives the usual error for a broken one."""
-    try:
-        big = path.is_file() and path.stat().st_size > STRIP_MIN_FILE
-    except OSError:
-        big = False
-    if big and not _lfs_head(path):
-        try:
-            data, lengths = strip_weights(path)
-            return _parse(data, path), lengths
-        except (Malformed, OSError, ValueError, InvalidInputError):
-            pass
-    return _parse(_read_bytes(path), path), {}
-
-
-def _lfs_head(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return is_lfs_pointer(fh.read(64))
-
-
-def _read_bytes(path: Path) -> bytes:
-    if not path.exists():
-        raise InvalidInputError("no such file", path=path)
-    if not path.is_file():
-        raise InvalidInputError("is a directory, not an ONNX file", path=path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read: {exc.strerror}", path=path) from exc
-    if is_lfs_pointer(data):
-        raise InvalidInputError("is a Git LFS pointer, not the model: run `git lfs pull`", path=path)
-    if not data:
-        raise InvalidInputError("is empty, not an ONNX model", path=path)
-    return data
-
-
-def _parse(data: bytes, path: Path) -> onnx.ModelProto:
-    model = onnx.ModelProto()
-    try:
-        model.ParseFromString(data)
-    except Exception as exc:  # protobuf's DecodeError, whatever the backend
-        raise InvalidInputError("not an ONNX model (protobuf does not parse; truncated?)", path=path) from exc
-    if model.ir_version <= 0 or not model.HasField("graph") or not model.opset_import:
-        raise InvalidInputError("not an ONNX model (no IR version, graph or opset)", path=path)
-    return model
-
-
-def _check_versions(model: onnx.ModelProto, path: Path) -> None:
-    if model.ir_version > onnx.IR_VERSION:
-        raise InvalidInputError(
-            f"IR version {model.ir_version} is newer than this onnx {onnx.__version__} supports "
-            f"({onnx.IR_VERSION}); upgrade onnx",
-            path=path,
-        )
-    newest = onnx.defs.onnx_opset_version()
-    for op in model.opset_import:
-        if op.domain in ("", "ai.onnx") and op.version > newest:
-            raise InvalidInputError(
-                f"opset {op.version} is newer than this onnx {onnx.__version__} supports ({newest}); upgrade onnx",
-                path=path,
-            )
-
-
-def _external_tensors(model: onnx.ModelProto):
-    for t in model.graph.initializer:
-        if t.data_location == TensorProto.EXTERNAL:
-            yield t
-    for node in model.graph.node:
-        for a in node.attribute:
-            if a.type == onnx.AttributeProto.TENSOR and a.t.data_location == TensorProto.EXTERNAL:
-                yield a.t
-
-
-def _check_external_data(model: onnx.ModelProto, path: Path) -> None:
-    """External data must be a plain file inside the model's folder, each range within it
-    (effconv.safety.check_external_data; it reads file sizes only, never the data)."""
-    check_external_data(model, path)
-
-
-def _check_initializers(model: onnx.ModelProto, path: Path, raw_lengths: Mapping[int, int]) -> None:
-    """Embedded initializers must hold exactly dims x item size bytes, with no negative dim.
-    `raw_lengths`: the byte counts of the weights that were never read (by initializer index)."""
-    for i, t in enumerate(model.graph.initializer):
-        if any(d < 0 for d in t.dims):
-            raise InvalidInputError(f"initializer {t.name!r} has a negative dimension {list(t.dims)}", path=path)
-        if t.data_location == TensorProto.EXTERNAL:
-            continue
-        have = raw_lengths[i] if i in raw_lengths else len(t.raw_data)
-        need = tensor_byte_size(t) if have else None
-        if need is not None and have != need:
-            raise InvalidInputError(
-                f"initializer {t.name!r} holds {have} bytes where its shape {list(t.dims)} needs {need}",
-                path=path,
-            )
 
 
 def _elements(t: onnx.TensorProto) -> int:
@@ -265,32 +186,28 @@ def _dims(vi: onnx.ValueInfoProto) -> Shape | None:
     return tuple(d.dim_value or d.dim_param or None for d in tt.shape.dim)
 
 
-def _set_input_shapes(
-    sk: onnx.ModelProto,
-    real_names: list[str],
-    shapes: dict[str, tuple[int, ...]],
-    batch: int | None,
-    path: Path,
-) -> dict[str, tuple[int, ...]]:
-    """Apply --input-shape / --batch to the real inputs; refuse symbolic dims that remain."""
+def _set_input_shapes(sk, real_names, shapes, batch, path: Path) -> tuple[dict[str, tuple[int, ...]], list[str]]:
+    """Apply --input-shape / --batch to the real inputs; a symbolic batch dim defaults to 1; refuse
+    other symbolic dims that remain and static dims that --input-shape contradicts."""
     wanted = set(real_names)
     real = [vi for vi in sk.graph.input if vi.name in wanted]
     unknown = set(shapes) - {vi.name for vi in real}
     if unknown:
         names = ", ".join(vi.name for vi in real) or "none"
         raise UsageError(f"--input-shape names unknown input(s) {sorted(unknown)}; inputs are: {names}", path=path)
-    out, missing = {}, []
+    out, missing, notes = {}, [], []
     for vi in real:
         declared = _dims(vi)
         dims = list(declared or ())
         if declared is None and vi.name not in shapes:
             missing.append(f"{vi.name}[?] (no shape)")
         if vi.name in shapes:
-            if dims and len(dims) != len(shapes[vi.name]):
-                raise UsageError(f"--input-shape {vi.name}: model input has rank {len(dims)}", path=path)
-            dims = list(shapes[vi.name])
-        elif batch is not None and dims:
-            dims[0] = batch
+            dims = _override(vi.name, declared, shapes[vi.name], path)
+        elif dims and (batch is not None or not (isinstance(dims[0], int) and dims[0] > 0)):
+            if batch is None and len(dims) > 1:
+                notes.append(f"input {vi.name!r} has a symbolic batch dim ({dims[0] or '?'}): profiled at batch 1 "
+                             "(--batch N to change)")
+            dims[0] = batch if batch is not None else 1
         missing += [f"{vi.name}[{i}]={d or '?'}" for i, d in enumerate(dims) if not isinstance(d, int) or d <= 0]
         if vi.type.tensor_type.HasField("shape") or vi.name in shapes:
             _write_dims(vi, dims)
@@ -300,7 +217,21 @@ def _set_input_shapes(
             f"symbolic input dimensions {', '.join(missing)}: set them with --input-shape NAME=1x3x224x224 or --batch N",
             path=path,
         )
-    return out
+    return out, notes
+
+
+def _override(name: str, declared: Shape | None, wanted: tuple[int, ...], path: Path) -> list:
+    """--input-shape NAME=...: same rank as declared; static non-batch dims must agree (as ONNX
+    Runtime requires of the tensors it is fed)."""
+    if declared:
+        if len(declared) != len(wanted):
+            raise UsageError(f"--input-shape {name}: model input has rank {len(declared)}", path=path)
+        for i, (d, w) in enumerate(zip(declared, wanted)):
+            if i and isinstance(d, int) and d > 0 and d != w:
+                shown = "x".join(str(x or "?") for x in declared)
+                raise UsageError(f"--input-shape {name}: dim {i} is {w}, but the model declares {shown} "
+                                 f"(only symbolic dims and the batch can be set)", path=path)
+    return list(wanted)
 
 
 def _write_dims(vi: onnx.ValueInfoProto, dims: list) -> None:
@@ -314,13 +245,19 @@ def _write_dims(vi: onnx.ValueInfoProto, dims: list) -> None:
             dim.dim_param = str(d)
 
 
-def _shapes(graph: onnx.GraphProto) -> dict[str, Shape]:
-    out: dict[str, Shape] = {}
+def _shapes(graph: onnx.GraphProto) -> tuple[dict[str, Shape], dict[str, int]]:
+    shapes: dict[str, Shape] = {}
+    types: dict[str, int] = {}
     for vi in (*graph.input, *graph.value_info, *graph.output):
         dims = _dims(vi)
         if dims is not None:
-            out[vi.name] = dims
-    return out
+            shapes[vi.name] = dims
+        if vi.type.HasField("tensor_type"):
+            types[vi.name] = vi.type.tensor_type.elem_type
+    for t in graph.initializer:
+        shapes.setdefault(t.name, tuple(t.dims))
+        types.setdefault(t.name, t.data_type)
+    return shapes, types
 
 
 def _params(model: onnx.ModelProto) -> dict[str, Param]:
@@ -332,6 +269,13 @@ def _params(model: onnx.ModelProto) -> dict[str, Param]:
             for a in node.attribute:
                 if a.name == "value" and a.type == onnx.AttributeProto.TENSOR:
                     params[node.output[0]] = Param(node.output[0], tuple(a.t.dims), a.t.data_type)
+                elif a.name in ("value_float", "value_int"):
+                    params[node.output[0]] = Param(node.output[0], (), TensorProto.FLOAT if a.name == "value_float"
+                                                   else TensorProto.INT64)
+                elif a.name in ("value_floats", "value_ints"):
+                    n = len(a.floats) if a.name == "value_floats" else len(a.ints)
+                    params[node.output[0]] = Param(node.output[0], (n,), TensorProto.FLOAT
+                                                   if a.name == "value_floats" else TensorProto.INT64)
     return params
 
 

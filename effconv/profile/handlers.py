@@ -12,10 +12,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import onnx
 
-from effconv.profile.graph import Graph
+if TYPE_CHECKING:
+    from effconv.profile.graph import Graph
+
+from effconv.profile.einsum import parse_einsum
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,11 @@ class ShapeUnknown(Exception):
     """A tensor the handler needs has no static shape; the node is reported, not counted."""
 
 
-Handler = Callable[[onnx.NodeProto, Graph], OpCost]
+class ShapeMismatch(Exception):
+    """The node's input shapes contradict each other (e.g. --input-shape with the wrong channels)."""
+
+
+Handler = Callable[[onnx.NodeProto, "Graph"], OpCost]
 
 
 def numel(shape) -> int:
@@ -108,12 +116,21 @@ def conv_transpose_output_shape(x: tuple[int, ...], w: tuple[int, ...], attrs: d
     return (x[0], c_out, *out)
 
 
+def conv_cost(node: onnx.NodeProto, g: Graph, xi: int = 0, wi: int = 1, bi: int | None = 2) -> OpCost:
+    """Conv with its input, weight and bias at inputs `xi`, `wi`, `bi` (QLinearConv: 0, 3, 8)."""
+    x, w = _shape(g, node.input[xi]), _shape(g, node.input[wi])
+    attrs = _attrs(node)
+    if len(x) > 1 and len(w) > 1 and x[1] != w[1] * attrs.get("group", 1):
+        raise ShapeMismatch(f"{node.op_type} {node.name!r} reads {x[1]} channels where its weight "
+                            f"{list(w)} (group {attrs.get('group', 1)}) expects {w[1] * attrs.get('group', 1)}")
+    out = conv_output_shape(x, w, attrs)
+    per_output = numel(w[1:])  # (C_in / groups) * kh * kw multiply-adds per output element
+    return OpCost(numel(out) * per_output, numel(out) if bi is not None and _has(node, bi) else 0, out)
+
+
 def conv(node: onnx.NodeProto, g: Graph) -> OpCost:
     """out_elements * (C_in / groups) * prod(kernel); bias: +1 per output element (all)."""
-    x, w = _shape(g, node.input[0]), _shape(g, node.input[1])
-    out = conv_output_shape(x, w, _attrs(node))
-    per_output = numel(w[1:])  # (C_in / groups) * kh * kw multiply-adds per output element
-    return OpCost(numel(out) * per_output, numel(out) if _has(node, 2) else 0, out)
+    return conv_cost(node, g)
 
 
 def conv_transpose(node: onnx.NodeProto, g: Graph) -> OpCost:
@@ -124,13 +141,17 @@ def conv_transpose(node: onnx.NodeProto, g: Graph) -> OpCost:
 
 
 # Matrix products --------------------------------------------------------------------------------
-def gemm(node: onnx.NodeProto, g: Graph) -> OpCost:
+def gemm_cost(node: onnx.NodeProto, g: Graph, ai: int = 0, bi: int = 1, ci: int | None = 2) -> OpCost:
     """Y = A' B' (+ C): M*N*K; the C add is +M*N (all). alpha/beta scalings are not counted."""
-    a, b = _shape(g, node.input[0]), _shape(g, node.input[1])
+    a, b = _shape(g, node.input[ai]), _shape(g, node.input[bi])
     at = _attrs(node)
     m, k = (a[1], a[0]) if at.get("transA", 0) else (a[0], a[1])
     n = b[0] if at.get("transB", 0) else b[1]
-    return OpCost(m * n * k, m * n if _has(node, 2) else 0, (m, n))
+    return OpCost(m * n * k, m * n if ci is not None and _has(node, ci) else 0, (m, n))
+
+
+def gemm(node: onnx.NodeProto, g: Graph) -> OpCost:
+    return gemm_cost(node, g)
 
 
 def matmul_output_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
@@ -149,11 +170,32 @@ def matmul_output_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ..
     return out
 
 
-def matmul(node: onnx.NodeProto, g: Graph) -> OpCost:
-    """output_elements * K, K = last dim of A (broadcast batch dims included)."""
-    a, b = _shape(g, node.input[0]), _shape(g, node.input[1])
+def matmul_cost(node: onnx.NodeProto, g: Graph, ai: int = 0, bi: int = 1, trans: bool = False) -> OpCost:
+    """output_elements * K, K = last dim of A (broadcast batch dims included). `trans`: the node's
+    transA/transB attributes swap the last two dims (com.microsoft FusedMatMul)."""
+    a, b = _shape(g, node.input[ai]), _shape(g, node.input[bi])
+    if trans:
+        at = _attrs(node)
+        if at.get("transBatchA", 0) or at.get("transBatchB", 0):
+            raise ShapeUnknown(node.input[ai])
+        a = (*a[:-2], a[-1], a[-2]) if at.get("transA", 0) and len(a) > 1 else a
+        b = (*b[:-2], b[-1], b[-2]) if at.get("transB", 0) and len(b) > 1 else b
     out = matmul_output_shape(a, b)
     return OpCost(numel(out) * a[-1], 0, out)
+
+
+def matmul(node: onnx.NodeProto, g: Graph) -> OpCost:
+    return matmul_cost(node, g)
+
+
+def einsum(node: onnx.NodeProto, g: Graph) -> OpCost:
+    """The matrix product it is: each pairwise contraction (left to right) costs the product of the
+    sizes of every index it touches; a one-operand Einsum (sum, transpose) is 0 (`all`: 1 per input)."""
+    shapes = [_shape(g, name) for name in node.input]
+    spec = parse_einsum(_attrs(node).get("equation", ""), shapes)
+    if len(shapes) == 1:
+        return OpCost(0, numel(shapes[0]), spec.output_shape)
+    return OpCost(spec.pairwise_mult_adds(), 0, spec.output_shape)
 
 
 # Everything the `all` convention adds ---------------------------------------------------------------
@@ -226,6 +268,7 @@ HANDLERS: dict[str, Handler] = {
     "ConvTranspose": conv_transpose,
     "Gemm": gemm,
     "MatMul": matmul,
+    "Einsum": einsum,
     "BatchNormalization": per_output(1),  # inference: one fused scale-and-shift per element
     "InstanceNormalization": per_input(3),  # mean, variance, fused normalize-affine per element
     "LayerNormalization": per_input(3),
@@ -252,6 +295,7 @@ PARAM_ROLES: dict[str, dict[int, str]] = {
     "ConvTranspose": {1: "weights", 2: "biases"},
     "Gemm": {0: "weights", 1: "weights", 2: "biases"},
     "MatMul": {0: "weights", 1: "weights"},
+    "Einsum": {0: "weights", 1: "weights"},
     "PRelu": {1: "weights"},
     "Add": {0: "biases", 1: "biases"},
     "Sub": {0: "biases", 1: "biases"},

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import onnx
 
 from effconv.profile.graph import Graph
+from effconv.profile.quantized import FLOAT_OP, QUANT_ROLES, WEIGHT_INPUT
 
 FULLY_CONNECTED = "Fully Connected"
 
@@ -22,9 +23,9 @@ def _group(node: onnx.NodeProto) -> int:
     return 1
 
 
-def conv_type(node: onnx.NodeProto, g: Graph) -> str:
+def conv_type(node: onnx.NodeProto, g: Graph, wi: int = 1) -> str:
     """`Conv KxK`, `Conv DW KxK` or `Conv KxK grouped` from the weight's dims and `group`."""
-    w = g.shape(node.input[1]) if len(node.input) > 1 else None
+    w = g.shape(node.input[wi]) if len(node.input) > wi else None
     if w is None or len(w) < 3 or not all(isinstance(d, int) for d in w):
         return "Conv"
     kernel = "x".join(str(k) for k in w[2:])
@@ -37,21 +38,35 @@ def conv_type(node: onnx.NodeProto, g: Graph) -> str:
     return f"Conv {kernel} grouped"
 
 
-def fc_type(node: onnx.NodeProto, g: Graph) -> str:
-    """Gemm/MatMul with a constant (weight) operand is a fully connected layer."""
-    p0, p1 = (g.param(node.input[i]) if len(node.input) > i else None for i in (0, 1))
-    if any(p is not None and p.is_float for p in (p0, p1)):
-        return FULLY_CONNECTED
-    return node.op_type
+def fc_type(node: onnx.NodeProto, g: Graph, slots: tuple[int, ...] = (0, 1), name: str | None = None) -> str:
+    """Gemm/MatMul (or a quantized form) with a constant operand (a weight) is a fully connected
+    layer; without one it keeps the float op's name (attention's MatMul)."""
+    for i in slots:
+        if len(node.input) > i and node.input[i] and g.root(node.input[i]) in g.consts:
+            return FULLY_CONNECTED
+    return name or node.op_type
+
+
+def _op_key(node: onnx.NodeProto) -> str:
+    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
 
 
 TYPE_RULES: dict[str, Callable[[onnx.NodeProto, Graph], str]] = {
     "Conv": conv_type,
     "Gemm": fc_type,
     "MatMul": fc_type,
+    "Einsum": fc_type,
+    **{op: (lambda n, g, wi=wi: conv_type(n, g, wi)) for op, wi in WEIGHT_INPUT.items()},
+    **{op: (lambda n, g, op=op: fc_type(n, g, _slots(op), FLOAT_OP[op]))
+       for op, f in FLOAT_OP.items() if f in ("Gemm", "MatMul")},
 }
 
 
+def _slots(op: str) -> tuple[int, ...]:
+    return tuple(i for i, role in QUANT_ROLES.get(op, {}).items() if role == "weights")
+
+
 def layer_type(node: onnx.NodeProto, g: Graph) -> str:
-    rule = TYPE_RULES.get(node.op_type)
+    key = _op_key(node)
+    rule = TYPE_RULES.get(key)
     return rule(node, g) if rule else node.op_type

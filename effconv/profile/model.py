@@ -7,6 +7,7 @@ No onnx import here: the CLI process rebuilds a ModelProfile from the JSON its i
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,10 @@ Shape = tuple[Dim, ...]
 SCHEMA_VERSION = 1
 CONVENTIONS = ("paper", "all")
 ROLES = ("weights", "biases", "norm_params", "other_params")
+# op_type of the nodes a lower-bound line counts among "nodes that may hold Mult-Adds"
+COUNTED_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "Einsum", "QLinearConv", "ConvInteger",
+                         "QLinearMatMul", "MatMulInteger", "QGemm", "FusedConv", "FusedGemm", "FusedMatMul",
+                         "LSTM", "GRU", "RNN", "Attention", "If", "Loop", "Scan"})
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,7 @@ class LayerCost:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     other_params: int = 0  # float constants in no known role (e.g. a Mul by a learned scale)
+    param_bytes: int = 0  # stored bytes of the parameters this layer counts (their file data types)
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,16 @@ class Totals:
     norm_params: int
     other_params: int = 0
     nodes: int = 0
+    weight_bytes: Mapping[str, int] = field(default_factory=dict)  # stored parameter bytes by data type
+
+
+@dataclass(frozen=True)
+class Uncounted:
+    """A node whose cost is not in the total (the total is then a lower bound)."""
+
+    node: str
+    op_type: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -69,6 +85,18 @@ class ModelProfile:
     onnx_path: Path
     notes: tuple[str, ...] = field(default=())
     temporary_onnx: bool = False  # True for zoo models exported on the fly (onnx_path is then gone)
+    complete: bool = True  # False: some node that may hold Mult-Adds was not counted (a lower bound)
+    uncounted: tuple[Uncounted, ...] = ()
+
+    def lower_bound_line(self) -> str | None:
+        """The one line every output prints beside a total that is only a lower bound."""
+        if self.complete:
+            return None
+        reasons = Counter(u.reason for u in self.uncounted)
+        kinds = sum(1 for lc in self.layers if lc.op_type in COUNTED_OPS or lc.mult_adds)
+        why = "; ".join(f"{r} x{n}" for r, n in reasons.most_common())
+        return (f"LOWER BOUND: {len(self.uncounted)} of {max(kinds, len(self.uncounted))} nodes that may hold "
+                f"Mult-Adds not counted ({why}); the true total is higher")
 
     def to_dict(self) -> dict:
         """The JSON document described in docs/profile-json-schema.md."""
@@ -96,6 +124,8 @@ class ModelProfile:
             "by_type": [{k: getattr(t, k) for k in TypeCost.__dataclass_fields__} for t in self.by_type],
             "layers": layers,
             "unsupported": dict(self.unsupported),
+            "complete": self.complete,
+            "uncounted": [{k: getattr(u, k) for k in Uncounted.__dataclass_fields__} for u in self.uncounted],
             "notes": list(self.notes),
         }
 
@@ -119,6 +149,8 @@ class ModelProfile:
             by_type=tuple(TypeCost(**pick(TypeCost, d)) for d in doc["by_type"]),
             totals=Totals(**pick(Totals, doc["totals"])), unsupported=dict(doc["unsupported"]),
             notes=tuple(doc.get("notes", ())), temporary_onnx=doc.get("onnx_path") is None and onnx_path is None,
+            complete=doc.get("complete", True),
+            uncounted=tuple(Uncounted(**pick(Uncounted, d)) for d in doc.get("uncounted", ())),
         )
 
 

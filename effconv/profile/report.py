@@ -36,15 +36,22 @@ def _columns(names: tuple[str, ...], right: tuple[str, ...]) -> list[tuple[str, 
     return [(c, "right" if c in right else "left") for c in names]
 
 
+def _total(p: ModelProfile) -> str:
+    return f"{p.totals.mult_adds:,}" if p.complete else f">= {p.totals.mult_adds:,}"
+
+
 def type_table(p: ModelProfile) -> Table:
-    """The paper's per-type table: type, Mult-Adds, %, parameters (weights), %."""
+    """The paper's per-type table: type, Mult-Adds, %, parameters (weights), %, layers. The Total
+    row's layer count is the sum of the rows shown; zero-cost types are named in the caption."""
     t = Table(f"{p.model}: resources per layer type ({p.convention} convention)",
               _columns(("Type", "Mult-Adds", "%", "Weights", "%", "Layers"), ("Mult-Adds", "%", "Weights", "Layers")))
-    for r in _counted(p):
+    rows = _counted(p)
+    for r in rows:
         t.add_row(r.type, f"{r.mult_adds:,}", f"{r.mult_adds_pct:.2f}", f"{r.weights:,}", f"{r.weights_pct:.2f}",
                   str(r.layers))
     t.add_section()
-    t.add_row("Total", f"{p.totals.mult_adds:,}", "100.00", f"{p.totals.weights:,}", "100.00", str(p.totals.nodes))
+    t.add_row("Total" if p.complete else "Total (lower bound)", _total(p), "100.00", f"{p.totals.weights:,}",
+              "100.00", str(sum(r.layers for r in rows)))
     zero = _zero_types(p)
     if zero:
         t.caption = f"zero-cost in this convention: {zero}"
@@ -60,23 +67,26 @@ def _shown(p: ModelProfile, all_layers: bool, top: int) -> set[int]:
 
 
 def layer_table(p: ModelProfile, all_layers: bool = False, top: int = 0) -> Table:
-    """Per layer, in graph order: name, op, type, output shape, Mult-Adds, weights, %, cumulative %.
-    `top` > 0 keeps the `top` costliest layers (the cumulative % still runs over every layer)."""
+    """Per layer: name, op, type, output shape, Mult-Adds, weights, %, cumulative %. In graph order;
+    with `top` > 0 and more layers than that, the `top` costliest, costliest first, the cumulative %
+    running over the rows shown (how much of the model the first k rows hold)."""
     t = Table(f"{p.model}: per layer", _columns(("Layer", "Op", "Type", "Output", "Mult-Adds", "Weights", "%", "Cum. %"),
                                                 ("Mult-Adds", "Weights", "%", "Cum. %")))
     total, run = p.totals.mult_adds, 0
-    shown = _shown(p, all_layers, top)
-    for i, lc in enumerate(p.layers):
+    eligible = [i for i, lc in enumerate(p.layers) if all_layers or lc.mult_adds or lc.weights]
+    shown = eligible
+    if top and len(eligible) > top:  # rich renders ~1 ms per row: thousands of rows would take seconds
+        shown = sorted(eligible, key=lambda i: (-p.layers[i].mult_adds, -p.layers[i].weights))[:top]
+    for i in shown:
+        lc = p.layers[i]
         run += lc.mult_adds
-        if i in shown:
-            pct = 100 * lc.mult_adds / total if total else 0.0
-            cum = 100 * run / total if total else 0.0
-            t.add_row(lc.name, lc.op_type, lc.type, _shape(lc.output_shape), f"{lc.mult_adds:,}",
-                      f"{lc.weights:,}", f"{pct:.2f}", f"{cum:.2f}")
-    eligible = sum(1 for lc in p.layers if all_layers or lc.mult_adds or lc.weights)
-    if len(shown) < eligible:
-        t.caption = (f"the {len(shown)} costliest of {eligible} layers; every layer is in --json/--csv/--markdown "
-                     "(--top 0 prints all)")
+        pct = 100 * lc.mult_adds / total if total else 0.0
+        cum = 100 * run / total if total else 0.0
+        t.add_row(lc.name, lc.op_type, lc.type, _shape(lc.output_shape), f"{lc.mult_adds:,}",
+                  f"{lc.weights:,}", f"{pct:.2f}", f"{cum:.2f}")
+    if len(shown) < len(eligible):
+        t.caption = (f"the {len(shown)} costliest of {len(eligible)} layers, costliest first; every layer is in "
+                     "--json/--csv/--markdown (--top 0 prints all, in graph order)")
     return t
 
 
@@ -86,14 +96,25 @@ def summary(p: ModelProfile) -> list[Line]:
     shapes = ", ".join(f"{k}={_shape(v)}" for k, v in p.input_shapes.items())
     lines = [
         Line(f"Model {p.model}  inputs {shapes}  convention {p.convention} (one fused multiply-add = 1)"),
-        Line(f"Mult-Adds {tot.mult_adds:,}  weights {tot.weights:,}  biases {tot.biases:,}  "
+        Line(f"Mult-Adds {_total(p)}  weights {tot.weights:,}  biases {tot.biases:,}  "
              f"normalization {tot.norm_params:,}  other {tot.other_params:,}  nodes {tot.nodes}"),
     ]
+    bound = p.lower_bound_line()
+    if bound:
+        lines.append(Line(bound, "bold red"))
+    if tot.weight_bytes:
+        lines.append(Line("Parameter bytes " + _bytes_by_type(tot.weight_bytes)))
     if p.unsupported:
         listed = ", ".join(f"{k} x{v}" for k, v in p.unsupported.items())
         lines.append(Line(f"Not counted (unsupported): {listed}", "yellow"))
     lines += [Line(f"Note: {n}", "cyan") for n in p.notes]
     return lines
+
+
+def _bytes_by_type(by_type) -> str:
+    total = sum(by_type.values())
+    parts = ", ".join(f"{k} {v:,}" for k, v in sorted(by_type.items(), key=lambda kv: -kv[1]))
+    return f"{total:,} ({parts})"
 
 
 def render_profile(
@@ -149,8 +170,10 @@ def to_markdown(p: ModelProfile, latency: dict | None = None) -> str:
     shapes = ", ".join(f"`{k}` {_shape(v)}" for k, v in p.input_shapes.items())
     out = [f"# Profile of {p.model}", "",
            f"Inputs: {shapes}. Convention: `{p.convention}` (one fused multiply-add counts 1).", "",
-           f"Mult-Adds: **{tot.mult_adds:,}**; weights: **{tot.weights:,}** (biases {tot.biases:,}, "
+           f"Mult-Adds: **{_total(p)}**; weights: **{tot.weights:,}** (biases {tot.biases:,}, "
            f"normalization {tot.norm_params:,}, other {tot.other_params:,}); nodes: {tot.nodes}.", "",
+           *([f"**{p.lower_bound_line()}**", ""] if not p.complete else []),
+           *([f"Parameter bytes: {_bytes_by_type(tot.weight_bytes)}.", ""] if tot.weight_bytes else []),
            "| Type | Mult-Adds | % | Weights | % |", "|---|---:|---:|---:|---:|"]
     out += [f"| {r.type} | {r.mult_adds:,} | {r.mult_adds_pct:.2f} | {r.weights:,} | {r.weights_pct:.2f} |"
             for r in _counted(p)]

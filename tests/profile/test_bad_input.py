@@ -6,7 +6,7 @@ import os
 
 import onnx
 import pytest
-from onnx import TensorProto
+from onnx import TensorProto, helper
 
 
 def _one_line(res, code: int, *needles: str) -> None:
@@ -55,8 +55,22 @@ def test_newer_than_installed_onnx(cli, save, conv_model, field):
     _one_line(cli("profile", save(conv_model), "--batch", "1"), 3, "newer than this onnx")
 
 
-def test_symbolic_dims_exit_2_and_are_listed(cli, save, conv_model):
-    _one_line(cli("profile", save(conv_model)), 2, "x[0]=N", "--input-shape", "--batch")
+def test_symbolic_dims_exit_2_and_are_listed(cli, save, kit):
+    node = helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], name="conv")
+    model = kit.make_model([node], {"x": ["N", 4, "H", 8]}, {"y": ["N", 6, "H", 8]}, {"w": kit.weights(6, 4, 3, 3)})
+    _one_line(cli("profile", save(model)), 2, "x[2]=H", "--input-shape", "--batch")
+
+
+def test_symbolic_batch_defaults_to_1_and_says_so(cli, save, conv_model):
+    """A model exported with a dynamic batch profiles as the help says: batch 1, with a note."""
+    res = cli("profile", save(conv_model), "--no-layers", "--no-latency")
+    assert res.code == 0, res.stderr
+    assert f"{8 * 8 * 6 * 4 * 9:,}" in res.stdout and "symbolic batch" in res.stdout
+
+
+def test_input_shape_cannot_contradict_a_static_dim(cli, save, conv_model):
+    """x is [N, 4, 8, 8]: 3 channels is refused before counting (exit 2, naming the dim)."""
+    _one_line(cli("profile", save(conv_model), "--input-shape", "x=1x3x8x8"), 2, "dim 1 is 3", "4x8x8")
 
 
 @pytest.mark.parametrize(

@@ -62,8 +62,16 @@ def huge_constant_of_shape() -> onnx.ModelProto:
 
 def unsupported_op() -> onnx.ModelProto:
     m = conv_model()
-    m.graph.node.append(helper.make_node("Einsum", ["y", "y"], ["z"], equation="nchw,nchw->n"))
+    m.graph.node.append(helper.make_node("FancyConv", ["y"], ["z"], domain="vendor.ops"))
     m.graph.output.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, [1]))
+    m.opset_import.append(helper.make_opsetid("vendor.ops", 1))
+    return m
+
+
+def symbolic_height() -> onnx.ModelProto:
+    """A symbolic batch defaults to 1; a symbolic spatial dim must be set with --input-shape."""
+    m = conv_model(batch="N")
+    m.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "H"
     return m
 
 
@@ -102,8 +110,8 @@ ROWS = {
     "nested-if-30": (lambda: nested_if(30), [], 0, None),
     "ir-too-new": (lambda: _versions(ir=onnx.IR_VERSION + 1), [], 3, "newer than this onnx"),
     "opset-too-new": (lambda: _versions(opset=onnx.defs.onnx_opset_version() + 1), [], 3, "newer than this onnx"),
-    "unsupported-strict": (unsupported_op, ["--strict"], 3, "unsupported ops (--strict): Einsum x1"),
-    "symbolic-no-shape": (lambda: conv_model(batch="N"), [], 2, "--input-shape"),
+    "unsupported-strict": (unsupported_op, ["--strict"], 3, "unsupported ops (--strict): vendor.ops.FancyConv x1"),
+    "symbolic-no-shape": (symbolic_height, [], 2, "--input-shape"),
     "init-as-input": (lambda: conv_model(w_as_input=True), [], 0, None),
 }
 

@@ -1,0 +1,110 @@
+"""Output shapes of the com.microsoft ops that ONNX shape inference does not know.
+
+ONNX Runtime's QOperator quantizer and its saved optimized graphs write com.microsoft ops
+(QLinearAdd, QLinearGlobalAveragePool, QGemm, FusedConv ...). ONNX's shape inference has no schema
+for them, so every tensor below one would be "shape unknown". Their shapes follow from their float
+counterparts' rules; effconv writes them as value_info into the skeleton, and inference carries
+on from there (effconv.profile.graph alternates this with folding).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from effconv.profile.handlers import _attrs, conv_output_shape, gemm_cost, matmul_output_shape
+
+MS = "com.microsoft"
+SAME_AS_FIRST = frozenset(("QLinearSigmoid QLinearLeakyRelu QLinearSoftmax Gelu FastGelu BiasGelu QuickGelu "
+                           "BiasAdd SkipLayerNormalization SkipSimplifiedLayerNormalization "
+                           "SimplifiedLayerNormalization QuantizeLinear DequantizeLinear QLinearReduceMean").split())
+
+
+def _static(s) -> bool:
+    return s is not None and all(isinstance(d, int) and d > 0 for d in s)
+
+
+def _pool(x, a: dict) -> tuple[int, ...]:
+    kernel = a.get("kernel_shape") or [1] * (len(x) - 2)
+    strides = a.get("strides") or [1] * len(kernel)
+    pads = a.get("pads") or [0] * 2 * len(kernel)
+    rnd = np.ceil if a.get("ceil_mode", 0) else np.floor
+    out = [int(rnd((x[2 + i] + pads[i] + pads[i + len(kernel)] - k) / strides[i])) + 1 for i, k in enumerate(kernel)]
+    return (x[0], x[1], *out)
+
+
+def _shape_of(node: onnx.NodeProto, shape, graph_shapes) -> tuple[int, ...] | None:
+    op, a = node.op_type, _attrs(node)
+    x = shape(0)
+    if op in SAME_AS_FIRST:
+        return x
+    if op in ("QLinearAdd", "QLinearMul"):
+        b = shape(3)
+        return tuple(np.broadcast_shapes(x, b)) if _static(x) and _static(b) else None
+    if op == "QLinearGlobalAveragePool":
+        return None if not _static(x) else ((x[0], *[1] * (len(x) - 2), x[-1]) if a.get("channels_last", 0)
+                                            else (x[0], x[1], *[1] * (len(x) - 2)))
+    if op == "QLinearAveragePool":
+        return _pool(x, a) if _static(x) and not a.get("channels_last", 0) else None
+    if op == "QLinearConcat":
+        parts = [shape(i) for i in range(2, len(node.input), 3)]
+        if not all(_static(p) for p in parts):
+            return None
+        axis = a.get("axis", 0) % len(parts[0])
+        return (*parts[0][:axis], sum(p[axis] for p in parts), *parts[0][axis + 1:])
+    if op in ("QLinearConv", "FusedConv"):
+        w = shape(3 if op == "QLinearConv" else 1)
+        return conv_output_shape(x, w, a) if _static(x) and _static(w) else None
+    if op == "QGemm":
+        return gemm_cost(node, _Shapes(graph_shapes), 0, 3, None).output_shape if _static(x) else None
+    if op == "FusedGemm":
+        return gemm_cost(node, _Shapes(graph_shapes), 0, 1, None).output_shape if _static(x) else None
+    if op in ("FusedMatMul", "DynamicQuantizeMatMul", "MatMulIntegerToFloat") and not any(
+            a.get(k, 0) for k in ("transA", "transB", "transBatchA", "transBatchB")):
+        b = shape(1)
+        return matmul_output_shape(x, b) if _static(x) and _static(b) else None
+    return None
+
+
+class _Shapes:
+    """The piece of effconv.profile.graph.Graph that gemm_cost reads."""
+
+    def __init__(self, shapes: Mapping[str, tuple]):
+        self._s = shapes
+
+    def shape(self, name: str):
+        return self._s.get(name)
+
+
+def _elem_type(node: onnx.NodeProto, types: Mapping[str, int]) -> int:
+    if node.op_type in ("DequantizeLinear", "FusedConv", "FusedGemm", "FusedMatMul", "DynamicQuantizeMatMul",
+                        "MatMulIntegerToFloat", "Gelu", "FastGelu", "BiasGelu", "QuickGelu", "BiasAdd") \
+            or "LayerNormalization" in node.op_type:
+        return types.get(node.input[0], TensorProto.FLOAT) if node.op_type != "DequantizeLinear" else TensorProto.FLOAT
+    if node.op_type == "QLinearConcat":
+        return types.get(node.input[2], TensorProto.UINT8) if len(node.input) > 2 else TensorProto.UINT8
+    if node.op_type == "QGemm" and len(node.input) < 8:  # no y_scale: a float output
+        return TensorProto.FLOAT
+    return types.get(node.input[0], TensorProto.UINT8)
+
+
+def ms_value_infos(nodes, shapes: Mapping[str, tuple], types: Mapping[str, int]) -> list[onnx.ValueInfoProto]:
+    """value_info for the first output of every com.microsoft node whose shape inference left unknown."""
+    out = []
+    for node in nodes:
+        if node.domain != MS or not node.output or _static(shapes.get(node.output[0])):
+            continue
+
+        def shape(i, node=node):
+            return shapes.get(node.input[i]) if i < len(node.input) and node.input[i] else None
+
+        try:
+            dims = _shape_of(node, shape, shapes)
+        except (KeyError, IndexError, TypeError, ValueError, ArithmeticError, Exception):
+            dims = None
+        if _static(dims):
+            out.append(helper.make_tensor_value_info(node.output[0], _elem_type(node, types), list(dims)))
+    return out
