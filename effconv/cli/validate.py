@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from effconv.cli import constraints as c
-from effconv.errors import ResourceLimitError, UsageError
+from effconv.errors import Interrupted, ResourceLimitError, UsageError
 
 MIN_FREE_BYTES = 1 << 20  # an output folder with less free space than this is "full"
 BEFORE_WORK: Callable[[str, dict], None] | None = None
@@ -37,10 +37,22 @@ def install(command, path: tuple[str, ...] = ()) -> None:
         check_values(name, params, values)
         if BEFORE_WORK is not None:
             BEFORE_WORK(name, values)
-        return inner(**values)
+        try:
+            return inner(**values)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (effconv.cli.outcome.Terminated)
+            raise interrupted(name, exc) from None
 
     checked._effconv_checked = True
     command.callback = checked
+
+
+def interrupted(command: str, exc: BaseException) -> Interrupted:
+    """The one line for a command stopped by Ctrl-C or SIGTERM (exit 130); `effconv.cli.app.stage`
+    makes it say what was running."""
+    cause = "terminated (SIGTERM)" if type(exc).__name__ == "Terminated" else "interrupted"
+    doing = getattr(exc, "effconv_stage", None)
+    what = f" while {doing}" if doing else ""
+    return Interrupted(f"{cause}{what}: effconv {command} stopped; no output was written")
 
 
 def param_key(param) -> str:

@@ -24,19 +24,70 @@ DEFAULT_EXTERNAL_DATA_THRESHOLD = 1 << 30
 EXTERNAL_DATA_SUFFIX = ".data"
 
 
+STAGE_PREFIX = ".effconv-export-"
+OWNER = ".owner"  # inside a stage: "<pid> <process start time>" of the export that made it
+ORPHAN_AGE_S = 600  # a stage without an owner file (killed between mkdtemp and writing it)
+
+
 @contextlib.contextmanager
 def staging_dir(target_folder: Path) -> Iterator[Path]:
-    """Yield a fresh hidden folder inside `target_folder`; remove it (and anything left) on exit."""
+    """Yield a fresh hidden folder inside `target_folder`; remove it (and anything left) on exit.
+    Ctrl-C and SIGTERM (raised as KeyboardInterrupt by the CLI) pass through the `finally` too; a
+    stage that a kill -9 left behind is removed by the next export into the same folder."""
     if not target_folder.is_dir():
         raise UsageError("output folder does not exist", path=target_folder)
+    remove_stale_stages(target_folder)
     try:
-        stage = Path(tempfile.mkdtemp(prefix=".effconv-export-", dir=target_folder))
-    except PermissionError as exc:
-        raise UsageError("output folder is not writable", path=target_folder) from exc
+        stage = Path(tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=target_folder))
+    except OSError as exc:
+        raise UsageError(f"output folder is not writable ({exc.strerror})", path=target_folder) from exc
     try:
+        (stage / OWNER).write_text(f"{os.getpid()} {_start_time(os.getpid())}\n", encoding="ascii")
         yield stage
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def remove_stale_stages(folder: Path) -> list[Path]:
+    """Remove the staging folders in `folder` whose export is gone (its pid is dead, or now names
+    another process); return them. A live export's stage is never touched."""
+    removed = []
+    for stage in folder.glob(f"{STAGE_PREFIX}*"):
+        if stage.is_dir() and not stage.is_symlink() and _is_stale(stage):
+            shutil.rmtree(stage, ignore_errors=True)
+            removed.append(stage)
+    return removed
+
+
+def _is_stale(stage: Path) -> bool:
+    import time
+
+    try:
+        pid_text, _, started = (stage / OWNER).read_text(encoding="ascii").strip().partition(" ")
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        try:
+            return time.time() - stage.stat().st_mtime > ORPHAN_AGE_S
+        except OSError:
+            return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return bool(started) and started != _start_time(pid)  # the pid was reused by a later process
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux /proc), "" elsewhere."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the parenthesised name
 
 
 def commit(staged: Iterable[Path], target_folder: Path) -> tuple[Path, ...]:
