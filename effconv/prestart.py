@@ -66,16 +66,34 @@ def prestart(args: Sequence[str]) -> Worker | None:
     res_r, res_w = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the worker: never returns
         os.close(job_w)
         os.close(res_r)
+        die_with_parent(parent)
         _serve(job_r, res_w)
     os.close(job_r)
     os.close(res_w)
     _worker = Worker(pid, job_w, res_r)
     atexit.register(discard)
     return _worker
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """In a child: be killed (SIGKILL) the moment the parent dies, however it dies (kill -9
+    included), so no sandbox child runs on for minutes without a parent. Linux: prctl
+    PR_SET_PDEATHSIG; elsewhere the child's limits (RLIMIT_CPU) end it. A parent already gone
+    (it died before the prctl took effect): exit now."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(70)
 
 
 def take(job: str) -> Worker | None:

@@ -66,8 +66,8 @@ def run_in_child(fn: Callable, args: tuple = (), kwargs: Mapping[str, Any] | Non
     receiver, sender = ctx.Pipe(duplex=False)
     with tempfile.TemporaryDirectory(prefix="effconv-sandbox-") as tmp:
         err_path = Path(tmp) / "stderr"
-        proc = ctx.Process(target=_child_main, args=(sender, fn, tuple(args), dict(kwargs or {}), limits, str(err_path)),
-                           daemon=True)
+        proc = ctx.Process(target=_child_main, daemon=True,
+                           args=(sender, fn, tuple(args), dict(kwargs or {}), limits, str(err_path), os.getpid()))
         proc.start()
         sender.close()
         try:
@@ -211,7 +211,8 @@ def _find_class(module: str, qualname: str) -> type[EffconvError] | None:
 
 
 # The child ----------------------------------------------------------------------------------------
-def _child_main(sender, fn, args, kwargs, limits: Limits, err_path: str) -> None:
+def _child_main(sender, fn, args, kwargs, limits: Limits, err_path: str, parent_pid: int) -> None:
+    prestart.die_with_parent(parent_pid)  # a kill -9 of the CLI takes this child with it
     _redirect_stderr(err_path)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it kills us
     _set_limits(limits)
