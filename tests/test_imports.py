@@ -187,7 +187,8 @@ def test_ground_floor_stays_light(module):
     """The ground floor and the spec reader load without torch."""
     code = f"import sys, {module}; print('torch' in sys.modules)"
     if module == "effconv.specs":
-        code = "import sys; from effconv.specs import load_spec; load_spec('mobilenet_v1'); print('torch' in sys.modules)"
+        code = "import sys; from effconv.specs import load_spec; load_spec('mobilenet_v1'); " \
+               "print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "False"

@@ -19,7 +19,9 @@ from types import MappingProxyType
 from torch import nn
 
 from effconv.zoo.registry import register_arch
-from effconv.zoo.blocks import Style, check_feature_size, classifier, conv_norm_act, linear_act, named, network, out_size
+from effconv.zoo.blocks import (
+    Style, check_feature_size, classifier, conv_norm_act, linear_act, named, network, out_size,
+)
 
 # conv layers: (out_channels, kernel, stride, padding, norm after it, max pool after it)
 CONFIGS = {

@@ -166,7 +166,8 @@ def conv_norm_act(
     nrm = get_norm(style.norm) if norm else NORMS["none"]
     c = style.halve(cout) if act else cout
     pad = k // 2 if padding is None else padding
-    layers: list[tuple[str, nn.Module]] = [("conv", nn.Conv2d(cin, c, k, stride, pad, groups=groups, bias=not nrm.shifts))]
+    conv = nn.Conv2d(cin, c, k, stride, pad, groups=groups, bias=not nrm.shifts)
+    layers: list[tuple[str, nn.Module]] = [("conv", conv)]
     if nrm.make is not None and not (nrm.after_act and act):
         layers.append(("norm", nrm.make(c)))
     if act:
@@ -201,7 +202,8 @@ def classifier(fin: int, num_classes: int, dropout: float = 0.0) -> nn.Sequentia
 
 def pooled_head(fin: int, num_classes: int, dropout: float = 0.0) -> nn.Sequential:
     """Global average pool -> flatten -> `classifier` (`fc`): the head of the pooled families."""
-    return named(("pool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()), ("fc", classifier(fin, num_classes, dropout)))
+    pool, flatten = nn.AdaptiveAvgPool2d(1), nn.Flatten()
+    return named(("pool", pool), ("flatten", flatten), ("fc", classifier(fin, num_classes, dropout)))
 
 
 def network(features: list[nn.Module], head: nn.Module) -> nn.Sequential:

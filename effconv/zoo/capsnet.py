@@ -111,7 +111,8 @@ class CapsNet(nn.Module):
         super().__init__()
         self.primary_dim = primary_dim
         self.input_numel = in_channels * input_size * input_size
-        self.stem = named(("conv", nn.Conv2d(in_channels, stem_channels, stem_kernel, stem_stride)), ("act", nn.ReLU(inplace=True)))
+        stem_conv = nn.Conv2d(in_channels, stem_channels, stem_kernel, stem_stride)
+        self.stem = named(("conv", stem_conv), ("act", nn.ReLU(inplace=True)))
         self.primary = nn.Conv2d(stem_channels, primary_types * primary_dim, primary_kernel, primary_stride)
         side = _conv_out(_conv_out(input_size, stem_kernel, stem_stride), primary_kernel, primary_stride)
         if side < 1:

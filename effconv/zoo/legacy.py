@@ -54,5 +54,6 @@ def upgrade_state_dict(model: nn.Module, state_dict: Mapping[str, Any]) -> Mappi
     metadata = getattr(state_dict, "_metadata", None)
     if metadata is not None:  # per-module versions (batchnorm's), keyed by module path
         paths = {old: new for new, old in _prefixes(model)}
-        upgraded._metadata = OrderedDict((paths.get(k, k), v) for k, v in metadata.items())  # type: ignore[attr-defined]
+        renamed = OrderedDict((paths.get(k, k), v) for k, v in metadata.items())
+        upgraded._metadata = renamed  # type: ignore[attr-defined]
     return upgraded
