@@ -162,19 +162,42 @@ def _per_type(layerwise, graph: OnnxGraph | None, profile, options: LatencyOptio
     device = load_device_profile(options.device_profile) if options.device_profile else None
     acc: dict[str, dict[str, Any]] = {}
     types_of = {}
-    for lt in layerwise.layers:
+    for lt, owned in zip(layerwise.layers, _owned_nodes(layerwise.layers)):
         kind = costs[lt.name].type if lt.name in costs else lt.op_type
         types_of[lt.name] = kind
         row = acc.setdefault(kind, {"ms": 0.0, "n": 0, "macs": 0, "bytes": 0})
         row["ms"] += lt.ms
         row["n"] += 1
-        row["macs"] += sum(costs[n].mult_adds for n in lt.nodes if n in costs)
-        row["bytes"] += graph.bytes_moved(lt.nodes, options.precision) if graph is not None and lt.nodes else 0
+        row["macs"] += sum(costs[n].mult_adds for n in owned if n in costs)
+        row["bytes"] += graph.bytes_moved(owned, options.precision) if graph is not None and owned else 0
     rows = [_type_row(k, r, layerwise.sum_ms, total_macs, device, options.precision, bool(costs))
             for k, r in acc.items()]
     rows.sort(key=lambda r: -r.ms)
     notes = () if costs else ("no static profile: Mult-Adds, GMAC/s and roofline columns are empty",)
-    return types_of, tuple(rows), notes
+    return types_of, tuple(rows), notes + _roofline_notes(rows, options.device_profile)
+
+
+def _owned_nodes(layers) -> list[tuple[str, ...]]:
+    """Each ONNX node's cost goes to exactly one per-layer row. A runtime's rows can share nodes
+    (ORT reports a fused Conv and then the Add+Relu after it as a group that reaches back to the
+    same Conv), and summing every row's nodes counted that Conv's Mult-Adds three times (ResNet-20:
+    "Conv 3x3 169.82% of Mult-Adds"). A node belongs to the row named after it, else to the first
+    row that lists it."""
+    owner = {lt.name: i for i, lt in enumerate(layers) if lt.name in lt.nodes}
+    for i, lt in enumerate(layers):
+        for node in lt.nodes:
+            owner.setdefault(node, i)
+    return [tuple(n for n in lt.nodes if owner[n] == i) for i, lt in enumerate(layers)]
+
+
+def _roofline_notes(rows, device_profile: str | None) -> tuple[str, ...]:
+    """A layer type above 100% of its roofline ran faster than the device profile allows: say so."""
+    over = [f"{r.type} {r.pct_of_roofline:.1f}%" for r in rows if r.pct_of_roofline is not None and r.pct_of_roofline > 100]
+    if not over:
+        return ()
+    return (f"above 100% of the {device_profile} roofline ({', '.join(over)}): impossible if the profile's peaks were "
+            "this machine's; its figures are too low for it (measure them: effconv device calibrate), or the bytes "
+            "moved are overcounted where caches reuse data",)
 
 
 def _type_row(kind, r, sum_ms, total_macs, device, precision, have_costs) -> TypeLatency:
