@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from effconv.data import CifarArrays, load_cifar10
+from effconv.data.batches import EvalBatches, Normalizer, TrainBatches
 from effconv.errors import CheckFailedError, InvalidInputError, UsageError
-from effconv.training.batches import EvalBatches, Normalizer, TrainBatches
 from effconv.training.session import TrainData
 
 # (model, images, labels) -> (scalar loss with its graph, scores [N, classes] whose argmax is the class)

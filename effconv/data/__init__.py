@@ -1,7 +1,9 @@
 """CIFAR-10: its format (constants, arrays), the readers of every source, the verified download,
-and `load_cifar10` (effconv.data.api), which finds a source and caches what it decodes.
+`load_cifar10` (effconv.data.api), which finds a source and caches what it decodes, and the
+device-side batches for training and evaluation (effconv.data.batches, which needs torch).
 
-The names below are the stage's public surface; import them from here.
+The names below are the stage's public surface, torch-free; import them from here, and the
+batches from effconv.data.batches.
 """
 
 from effconv.data.api import candidate_sources, decode_source, default_cache_dir, load_cifar10, resolve_source

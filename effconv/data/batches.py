@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from effconv.data import CIFAR_MEAN, CIFAR_STD, CifarArrays
+from effconv.data.format import CIFAR_MEAN, CIFAR_STD, CifarArrays
 
 PAD = 4  # pixels of zero padding before the random 32x32 crop
 

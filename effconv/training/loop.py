@@ -18,8 +18,8 @@ import torch
 
 from effconv import checkpoint as ckpt
 from effconv.data import CIFAR_MEAN, CIFAR_STD
+from effconv.data.batches import EvalBatches, TrainBatches
 from effconv.errors import CheckFailedError, Interrupted, UsageError
-from effconv.training.batches import EvalBatches, TrainBatches
 from effconv.training.metrics import MetricsLog, MetricsRow, Progress
 from effconv.training.optim import build_optimizer, build_scheduler
 from effconv.training.runtime import StopFlag

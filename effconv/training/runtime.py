@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
+from effconv.data.batches import Shard
 from effconv.errors import UsageError
-from effconv.training.batches import Shard
 from effconv.training.config import TrainConfig
 
 

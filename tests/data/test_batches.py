@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from effconv.data import CIFAR_MEAN, CIFAR_STD, CLASSES, CifarArrays
-from effconv.training.batches import PAD, EvalBatches, Normalizer, Shard, TrainBatches, crop_flip
+from effconv.data.batches import PAD, EvalBatches, Normalizer, Shard, TrainBatches, crop_flip
 
 
 def _arrays(n: int = 64, seed: int = 0) -> CifarArrays:

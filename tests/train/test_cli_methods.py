@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from effconv import checkpoint as ckpt
 from effconv.data import decode_source
-from effconv.training.batches import EvalBatches, TrainBatches
+from effconv.data.batches import EvalBatches, TrainBatches
 
 CAPSNET_SPEC = """
 name = "capsnet_small"

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from effconv import checkpoint as ckpt
-from effconv.training.batches import EvalBatches
+from effconv.data.batches import EvalBatches
 
 
 @pytest.fixture(scope="module")
