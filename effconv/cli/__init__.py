@@ -68,7 +68,12 @@ def _invoke(app, args: list[str]) -> int:
     command = typer.main.get_command(app)
     validate.install(command)
     rv = command.main(args=args, prog_name="effconv", standalone_mode=False)
-    return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+    code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+    if code == 130:  # Ctrl-C while click parsed (Typer turns it into a silent Exit(130))
+        from effconv.cli.app import err_console
+
+        err_console.print("effconv: error: interrupted", markup=False, highlight=False)
+    return code
 
 
 def run() -> None:

@@ -7,6 +7,7 @@ import what they need inside their body, so `effconv --help` and ONNX-only comma
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -64,6 +65,18 @@ class LazyConsole:
 
 console = LazyConsole()
 err_console = LazyConsole(stderr=True)
+
+@contextlib.contextmanager
+def stage(doing: str):
+    """Name what the block does, for the one line that Ctrl-C or SIGTERM prints there
+    ("interrupted while timing m.onnx on ort-cpu: ..."; effconv.cli.validate.interrupted)."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        if getattr(exc, "effconv_stage", None) is None:
+            exc.effconv_stage = doing
+        raise
+
 
 # Shared options -------------------------------------------------------------------------------
 JsonOut = Annotated[

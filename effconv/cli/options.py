@@ -43,7 +43,9 @@ LatencyPlot = Annotated[
 def latency_options(batch: int | None, **kwargs):
     """A LatencyOptions from the shared options (batch None: 1); raises UsageError on bad values."""
     from effconv.latency.base import LatencyOptions
+    from effconv.latency.layerwise import check_method
 
+    check_method(kwargs.get("per_layer", "auto"), kwargs.get("backend"))  # before any timing
     return LatencyOptions(batch=batch or 1, **kwargs)
 
 # Sandbox: files from outside are parsed and timed in limited child processes (effconv.sandbox).

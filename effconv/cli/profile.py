@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from effconv.cli.app import CsvOut, JsonOut, Quiet, app, console
+from effconv.cli.app import CsvOut, JsonOut, Quiet, app, console, stage
 from effconv.cli.options import (
     Backend, Batch, BudgetMs, CudaGraph, DeviceProfile, DurationS, IncludeCopies, Isolate, Iterations, LatencyPlot,
     MemLimitMb, PerLayer, Precision, Threads, TimeoutS, TorchMode, WarmupMs, latency_options, sandbox_limits,
@@ -116,14 +116,18 @@ def profile_cmd(
     shapes = _shapes(input_shape)
     if not quiet:
         warm_up(console)  # on a terminal: rich loads here while the sandbox worker imports onnx
-    with onnx_source(source or DEFAULT_MODEL, input_shapes=shapes, batch=batch) as src:
+    name = source or DEFAULT_MODEL
+    with stage(f"loading {name}"), onnx_source(name, input_shapes=shapes, batch=batch) as src:
         limits = sandbox_limits(mem_limit_mb, timeout_s)
-        prof = _static_profile(src, isolate, limits, input_shapes=shapes, batch=batch, convention=convention,
-                               strict=strict)
-        check = _crosscheck(src) if crosscheck else None
+        with stage(f"counting {name} (its sandbox child was stopped)"):
+            prof = _static_profile(src, isolate, limits, input_shapes=shapes, batch=batch, convention=convention,
+                                   strict=strict)
+        with stage(f"cross-checking {name} with fvcore"):
+            check = _crosscheck(src) if crosscheck else None
         if not quiet:
             render_profile(console, prof, layers=layers, all_layers=all_layers, top=top)
-        report = _measure(prof, src, options, quiet, isolate, limits) if options is not None else None
+        with stage(f"timing {name} on {backend or 'the best backend'} (the timing run was stopped)"):
+            report = _measure(prof, src, options, quiet, isolate, limits) if options is not None else None
     latency_doc = report.to_dict() if report is not None else None
     write_reports(prof, json_path=json_out, csv_path=csv_out, markdown_path=markdown, plot_path=plot,
                   latency=latency_doc)

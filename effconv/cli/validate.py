@@ -34,10 +34,10 @@ def install(command, path: tuple[str, ...] = ()) -> None:
     name, params = " ".join(path), list(command.params)
 
     def checked(**values):
-        check_values(name, params, values)
-        if BEFORE_WORK is not None:
-            BEFORE_WORK(name, values)
         try:
+            check_values(name, params, values)
+            if BEFORE_WORK is not None:
+                BEFORE_WORK(name, values)
             return inner(**values)
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (effconv.cli.outcome.Terminated)
             raise interrupted(name, exc) from None
@@ -52,7 +52,7 @@ def interrupted(command: str, exc: BaseException) -> Interrupted:
     cause = "terminated (SIGTERM)" if type(exc).__name__ == "Terminated" else "interrupted"
     doing = getattr(exc, "effconv_stage", None)
     what = f" while {doing}" if doing else ""
-    return Interrupted(f"{cause}{what}: effconv {command} stopped; no output was written")
+    return Interrupted(f"{cause}{what}: effconv {command} stopped, no report written")
 
 
 def param_key(param) -> str:
@@ -101,6 +101,9 @@ def _choice(label: str, rule: c.Choice, value: str) -> None:
     if label == "--device-profile" and value.endswith(".toml"):
         if not Path(value).is_file():
             raise UsageError(f"{label} {value}: no such file")
+        from effconv.latency.roofline import load_device_profile
+
+        load_device_profile(value)  # a malformed profile is exit 3 now, not after the timing run
         return
     extra = " or a .toml file" if label == "--device-profile" else ""
     raise UsageError(f"{label} {value!r}: unknown {rule.what}; use one of {', '.join(names)}{extra}")

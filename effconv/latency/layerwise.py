@@ -240,6 +240,22 @@ DEFAULT_METHOD = {"ort-cpu": "ort-profiler", "ort-cuda": "isolate", "ort-tensorr
                   "tensorrt": "tensorrt-profiler", "torch-cpu": "torch-profiler", "torch-cuda": "torch-profiler"}
 
 
+# The backends each method can time (the methods refuse the others themselves, after the timed run;
+# `check_method` refuses them before any work).
+METHOD_BACKENDS = {"ort-profiler": ("ort-cpu",), "tensorrt-profiler": ("tensorrt",),
+                   "torch-profiler": ("torch-cpu", "torch-cuda"),
+                   "isolate": ("ort-cpu", "ort-cuda", "ort-tensorrt", "tensorrt")}
+
+
+def check_method(method: str, backend: str | None) -> None:
+    """UsageError when --per-layer `method` cannot run on --backend `backend` (None: chosen later)."""
+    if method in ("auto", "none") or backend is None or method not in METHOD_BACKENDS:
+        return
+    if backend not in METHOD_BACKENDS[method]:
+        raise UsageError(f"--per-layer {method} cannot time --backend {backend}; it runs on "
+                         f"{', '.join(METHOD_BACKENDS[method])} (or use --per-layer auto)")
+
+
 def measure_layers(method: str, ctx: LayerwiseContext) -> LayerwiseResult:
     name = DEFAULT_METHOD[ctx.backend] if method == "auto" else method
     if name not in METHODS:

@@ -65,3 +65,25 @@ def test_torch_cpu_backend_on_a_zoo_spec(cli, tmp_path):
     doc = json.loads((tmp_path / "t.json").read_text())["latency"]
     assert doc["per_layer"]["method"] == "torch-profiler"
     assert {"Conv 3x3", "Conv DW 3x3", "Conv 1x1", "Fully Connected"} <= {t["type"] for t in doc["by_type"]}
+
+
+@pytest.mark.parametrize("extra, code, needle", [
+    (["--backend", "ort-cpu", "--per-layer", "torch-profiler"], 2, "--per-layer torch-profiler cannot time --backend ort-cpu"),
+    (["--per-layer", "bogus"], 2, "--per-layer 'bogus'"),
+    (["--device-profile", "nosuch"], 2, "--device-profile 'nosuch'"),
+    (["--device-profile", "{bad_toml}"], 3, "bad.toml"),
+    (["--duration-s", "nan"], 2, "--duration-s nan"),
+    (["--budget-ms", "-5"], 2, "--budget-ms -5"),
+])
+def test_options_are_checked_before_timing(cli, monkeypatch, tmp_path, extra, code, needle):
+    """These used to fail after the whole timing run (or time as if nothing were wrong)."""
+    import effconv.latency.report as report
+
+    def never(*args, **kwargs):
+        raise AssertionError("the timing run started")
+
+    monkeypatch.setattr(report, "measure_model", never)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = 'x'\n")
+    res = cli("latency", "resnet20", *(a.format(bad_toml=bad) for a in extra))
+    assert res.code == code and needle in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
