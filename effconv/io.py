@@ -22,6 +22,7 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise UsageError("output folder does not exist", path=folder)
+    refuse_special(target)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or ".tmp", dir=folder)
     except OSError as exc:  # read-only, no permission, full
@@ -46,6 +47,20 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def refuse_special(target: str | Path) -> None:
+    """UsageError when `target` exists as something a rename must never replace: a device
+    (-o /dev/null would swap the device node for a file), a pipe, a socket or a folder."""
+    import stat
+
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        return  # absent (or a dangling link): a new file
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a device, pipe or socket"
+        raise UsageError(f"is {kind}, not a regular file: refusing to replace it", path=target)
 
 
 def _fsync(path: Path) -> None:

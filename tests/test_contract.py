@@ -96,6 +96,8 @@ def _bad_values(rule, param) -> list[tuple[str, int]]:
         if rule.output:
             leaf = "" if rule.role == "out_dir" else "/x.out"
             cases += [("{ro}" + leaf, 2), ("{full}" + leaf, 4)]
+        if rule.role in ("out_file", "cache_file"):
+            cases.append(("{fifo}", 2))  # a rename must never replace a device or pipe (-o /dev/null)
         return cases
     raise AssertionError(f"no bad values for {rule!r}")
 
@@ -123,6 +125,7 @@ def fake_fs(tmp_path, monkeypatch):
     ro.mkdir()
     full.mkdir()
     (tmp_path / "afile").write_text("a file, not a folder")
+    os.mkfifo(tmp_path / "fifo")
     real_mkstemp, real_free = tempfile.mkstemp, effconv.io.free_bytes
 
     def mkstemp(*args, dir=None, **kwargs):
@@ -132,7 +135,7 @@ def fake_fs(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
     monkeypatch.setattr(effconv.io, "free_bytes", lambda d: 0 if Path(d).resolve() == full.resolve() else real_free(d))
-    return {"tmp": str(tmp_path), "ro": str(ro), "full": str(full)}
+    return {"tmp": str(tmp_path), "ro": str(ro), "full": str(full), "fifo": str(tmp_path / "fifo")}
 
 
 def _tree(root: Path) -> set[str]:

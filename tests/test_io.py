@@ -39,3 +39,20 @@ def test_permissions_follow_umask(tmp_path):
 def test_missing_folder_is_usage_error(tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
         write_text(tmp_path / "nope" / "a.txt", "x")
+
+
+def test_atomic_write_never_replaces_a_device_or_pipe(tmp_path):
+    """`export -o /dev/null` used to rename a file over the device node."""
+    import os
+    import stat
+
+    import pytest
+
+    from effconv.errors import UsageError
+    from effconv.io import write_text
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(UsageError, match="not a regular file"):
+        write_text(fifo, "x")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]

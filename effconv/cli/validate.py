@@ -178,6 +178,8 @@ def _path(label: str, rule: c.PathC, value) -> None:
     if role in ("out_file", "cache_file"):
         if path.is_dir():
             raise UsageError(f"{label} {path}: is a folder; give a file name")
+        if path.exists() and not path.is_file():
+            raise UsageError(f"{label} {path}: is a device, pipe or socket, not a file; refusing to replace it")
         folder = path.parent if str(path.parent) else Path(".")
         if not folder.is_dir():
             raise UsageError(f"{label} {path}: output folder does not exist ({folder})")
