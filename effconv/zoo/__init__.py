@@ -91,7 +91,8 @@ def check_spec(spec: ModelSpec) -> ModelSpec:
 
 def with_arch(spec: ModelSpec, **overrides: Any) -> ModelSpec:
     """A copy of `spec` with [arch] keys replaced (e.g. activation="swish"), checked (`check_spec`)."""
-    data = {**spec.to_dict(), "arch": {**spec.to_dict()["arch"], **overrides}}
+    data = spec.to_dict()
+    data["arch"].update(overrides)
     return check_spec(spec_from_dict(data, source=spec.source))
 
 
