@@ -71,6 +71,21 @@ def _node_params(node, g: Graph, seen: set[str], nbytes: Counter, static: bool) 
     return counts, layer_bytes
 
 
+def _leftover_params(node, g: Graph, seen: set[str], nbytes: Counter, found: list) -> None:
+    """Float constants that only nodes run at load time read (a scale folded into a shape, an
+    unused branch's value): `other_params` of their first reader, so every float constant of the
+    file is counted once. Scales and zero points of quantized tensors are still not parameters."""
+    counts, roles = found[0], ALL_ROLES.get(op_key(node), {})
+    for i, name in enumerate(node.input):
+        p = g.params.get(g.root(name)) if name else None
+        if p is None or p.name in seen or not p.is_float or roles.get(i) == SKIP:
+            continue
+        seen.add(p.name)
+        counts["other_params"] += p.size
+        nbytes[dtype_name(p.dtype)] += p.nbytes
+        found[1] += p.nbytes
+
+
 def _dtype(g: Graph, name: str) -> int:
     p = g.params.get(name)
     return p.dtype if p is not None else 0
@@ -138,12 +153,14 @@ def profile_graph(g: Graph, model: str, *, convention: str = "paper", strict: bo
     seen: set[str] = set()
     nbytes: Counter = Counter()
     counter = _Counter(g, convention)
-    layers = []
+    layers, statics = [], [g.is_static(n) for n in g.nodes]
+    found = [list(_node_params(node, g, seen, nbytes, static)) for node, static in zip(g.nodes, statics)]
+    for i in (i for i, static in enumerate(statics) if static):  # constants read only at load time
+        _leftover_params(g.nodes[i], g, seen, nbytes, found[i])
     for i, node in enumerate(g.nodes):
         name = node.name or f"{node.op_type}_{i}"
-        static = g.is_static(node)
-        cost = counter.cost(node, name, static)
-        params, layer_bytes = _node_params(node, g, seen, nbytes, static)
+        cost = counter.cost(node, name, statics[i])
+        params, layer_bytes = found[i]
         out = g.shapes.get(node.output[0]) if node.output else None
         layers.append(LayerCost(
             name=name, op_type=node.op_type, type=layer_type(node, g),

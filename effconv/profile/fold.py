@@ -1,19 +1,20 @@
-"""Fold the small constant tensors of the shape-inference skeleton, alternating with inference.
+"""Fold the small constant tensors of a graph: Shape and Size of static shapes, and any standard op
+whose inputs are all small constants.
 
 Why: exporters compute shapes from shapes: a channel split `x.chunk(2, 1)` is a Slice whose end is
 Shape -> Gather -> Div; a pad to a multiple of a window is Shape -> Gather -> Mod -> Sub -> Pad; a
 ResNet option-A shortcut builds its pads with ConstantOfShape -> Concat -> Reshape -> Slice -> Cast.
 ONNX data propagation stops at most of these ops, and one unknown dim then hides the shapes of
-every layer below. So folding and inference alternate until nothing changes: a Shape or Size of a
-tensor whose inferred shape is static is a constant; any standard op whose inputs are all constants
-is evaluated by onnx.reference (which implements every standard op: no table of our own); the
-results become initializers of the skeleton, and inference runs again.
+every layer below. So effconv.profile.propagate walks the graph once, folding and inferring node by
+node: a Shape or Size of a tensor whose inferred shape is static is a constant; any standard op
+whose inputs are all constants is evaluated by onnx.reference (which implements every standard op:
+no table of our own); the next node's inference reads those values.
 
 Untrusted files decide what is evaluated, so nothing is computed that could be large: every input
 and every output is capped at MAX_ELEMENTS elements, and the output's size is known *before* the op
 runs (from inference, from the op's own size rule, or from the values that size it: ConstantOfShape,
 Expand, Tile, Range, Pad). Ops with subgraphs (If, Loop, Scan) and random ops are never evaluated.
-Only the skeleton changes: the profile still lists every original node.
+The graph never changes: the profile still lists every original node.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from onnx import numpy_helper
 
 MAX_ELEMENTS = 4096  # folded tensors stay small: shapes, pads, scales; never weights
 FLOAT_SHAPE_LIKE = 64  # elements: larger float constants are weights (never folded), smaller may be scales
-MAX_ROUNDS = 16  # fold/infer alternations; real exports settle in 2-4
 STANDARD = ("", "ai.onnx")
 NEVER = frozenset({"If", "Loop", "Scan", "SequenceMap", "RandomNormal", "RandomUniform", "RandomNormalLike",
                    "RandomUniformLike", "Bernoulli", "Multinomial", "Dropout"})
@@ -157,7 +157,7 @@ def _shape_value(node: onnx.NodeProto, shapes: Shapes) -> np.ndarray | None:
 
 
 class Folder:
-    """Constant values of one skeleton, grown pass by pass (see fold_to_fixed_point)."""
+    """Constant values of one graph, grown node by node (see effconv.profile.propagate)."""
 
     def __init__(self, graph: onnx.GraphProto, opsets: Mapping[str, int]):
         self.values: dict[str, np.ndarray] = {}
@@ -194,39 +194,23 @@ class Folder:
             self._eval = Evaluator(self.opsets)
         return self._eval.run(node, xs)
 
-    def fold_pass(self, nodes, shapes: Shapes) -> dict[int, list[onnx.TensorProto]]:
-        """Evaluate every node that became constant: {node index: its outputs as initializers}."""
-        done, values = {}, self.values
-        for idx, node in enumerate(nodes):
-            if node.op_type not in SOURCES and not all(i in values or i == "" for i in node.input):
-                continue  # the common case, checked first: a node reading an activation
-            if node.domain not in STANDARD or not node.output or node.output[0] in values:
-                continue
-            try:
-                outs = self._evaluate(node, shapes)
-                tensors = _as_initializers(node, outs) if outs is not None else None
-            except (Exception, MemoryError):  # an op variant onnx.reference refuses: inference decides
-                tensors = None
-            if tensors is None:
-                continue
-            for name, value in zip(node.output, outs):
-                if name:
-                    self.values[name] = value
-            done[idx] = tensors
-        return done
-
-
-def _as_initializers(node: onnx.NodeProto, outs: list[np.ndarray]) -> list[onnx.TensorProto] | None:
-    names = [o for o in node.output if o]
-    if len(outs) < len(node.output) or any(o.size > MAX_ELEMENTS or o.dtype == object for o in outs):
-        return None
-    return [numpy_helper.from_array(v, n) for n, v in zip(node.output, outs) if n in names]
-
-
-def replace_folded(graph: onnx.GraphProto, folded: Mapping[int, list[onnx.TensorProto]]) -> None:
-    """Swap the folded nodes of `graph` (in place) for initializers holding their outputs."""
-    keep = [n for i, n in enumerate(graph.node) if i not in folded]
-    graph.ClearField("node")
-    graph.node.extend(keep)
-    for tensors in folded.values():
-        graph.initializer.extend(tensors)
+    def fold_node(self, node: onnx.NodeProto, shapes: Shapes) -> list[np.ndarray] | None:
+        """The node's outputs when it is a constant (they are also kept in `values`), else None."""
+        values = self.values
+        if node.op_type not in SOURCES and not all(i in values or i == "" for i in node.input):
+            return None  # the common case, checked first: a node reading an activation
+        if node.domain not in STANDARD or not node.output or node.output[0] in values:
+            return None
+        try:
+            outs = self._evaluate(node, shapes)
+        except (Exception, MemoryError):  # an op variant onnx.reference refuses: inference decides
+            return None
+        names = [o for o in node.output if o]
+        if outs is None or len(outs) < len(node.output):
+            return None
+        if any(o.size > MAX_ELEMENTS or o.dtype == object or o.dtype.kind not in "biufc" for o in outs):
+            return None
+        for name, value in zip(node.output, outs):
+            if name in names:
+                values[name] = value
+        return outs

@@ -18,8 +18,8 @@ from onnx import TensorProto
 
 from effconv.errors import InvalidInputError, ResourceLimitError, UsageError
 from effconv.profile.consts import Param, const_tensors, producers
-from effconv.profile.fold import MAX_ROUNDS, Folder, replace_folded
-from effconv.profile.msshapes import ms_value_infos
+from effconv.profile.fold import Folder
+from effconv.profile.propagate import Propagator
 from effconv.profile.model import Dim, Shape, parse_input_shape  # noqa: F401 (re-exported)
 from effconv.profile.read import STRIP_MIN_FILE, read_checked  # noqa: F401 (re-exported)
 
@@ -88,35 +88,16 @@ def _load_checked(model, path: Path, input_shapes, batch) -> Graph:
     real_inputs, notes = _set_input_shapes(skeleton, real_names, dict(input_shapes or {}), batch, path)
     with _errors(path):
         onnx.checker.check_model(skeleton)  # the user's file as given (weights as typed inputs)
-    folder = Folder(skeleton.graph, {o.domain or "": o.version for o in model.opset_import})
-    if skeleton.ir_version < 4:  # folded values become initializers, which IR 3 must also list as inputs
-        skeleton.ir_version = 4
-    replace_folded(skeleton.graph, folder.fold_pass(skeleton.graph.node, {}))
     with _errors(path):
         inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=True, data_prop=True)
-    shapes, types = _shapes(inferred.graph)
-    # only Shape/Size (and com.microsoft shapes) bring new constants after the first pass
-    rounds = MAX_ROUNDS if any(n.op_type in ("Shape", "Size") or n.domain == "com.microsoft"
-                               for n in skeleton.graph.node) else 0
-    for _ in range(rounds):  # alternate folding and inference until nothing changes
-        done = folder.fold_pass(skeleton.graph.node, shapes)
-        known = ms_value_infos(skeleton.graph.node, shapes, types)  # com.microsoft ops ONNX cannot infer
-        if not done and not known:
-            break
-        replace_folded(skeleton.graph, done)
-        skeleton.graph.value_info.extend(known)
-        try:
-            inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=True)
-        except (onnx.shape_inference.InferenceError, MemoryError):  # keep what the last round knew
-            break
-        shapes, types = _shapes(inferred.graph)
-    for name, value in folder.values.items():
-        shapes.setdefault(name, tuple(int(d) for d in value.shape))
+    shapes, elems, types = _shapes(inferred.graph)
+    folder = Folder(skeleton.graph, {o.domain or "": o.version for o in model.opset_import})
+    Propagator(folder, shapes, elems, types, folder.opsets, model.ir_version).run(skeleton.graph.node)
     nodes = tuple(model.graph.node)
     return Graph(
         path=path, nodes=nodes, params=_params(model), shapes=shapes, aliases=_aliases(nodes),
         inputs=real_inputs, consts=const_tensors(model.graph), folded=frozenset(folder.values),
-        types=types, made_by=producers(nodes), notes=tuple(notes),
+        types=elems, made_by=producers(nodes), notes=tuple(notes),
     )
 
 
@@ -245,19 +226,22 @@ def _write_dims(vi: onnx.ValueInfoProto, dims: list) -> None:
             dim.dim_param = str(d)
 
 
-def _shapes(graph: onnx.GraphProto) -> tuple[dict[str, Shape], dict[str, int]]:
+def _shapes(graph: onnx.GraphProto) -> tuple[dict[str, Shape], dict[str, int], dict[str, onnx.TypeProto]]:
+    """Shapes, element types and TypeProtos of every tensor whole-graph inference typed."""
     shapes: dict[str, Shape] = {}
-    types: dict[str, int] = {}
+    elems: dict[str, int] = {}
+    types: dict[str, onnx.TypeProto] = {}
     for vi in (*graph.input, *graph.value_info, *graph.output):
         dims = _dims(vi)
         if dims is not None:
             shapes[vi.name] = dims
         if vi.type.HasField("tensor_type"):
-            types[vi.name] = vi.type.tensor_type.elem_type
+            elems[vi.name] = vi.type.tensor_type.elem_type
+            types[vi.name] = vi.type
     for t in graph.initializer:
         shapes.setdefault(t.name, tuple(t.dims))
-        types.setdefault(t.name, t.data_type)
-    return shapes, types
+        elems.setdefault(t.name, t.data_type)
+    return shapes, elems, types
 
 
 def _params(model: onnx.ModelProto) -> dict[str, Param]:

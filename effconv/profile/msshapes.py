@@ -3,8 +3,8 @@
 ONNX Runtime's QOperator quantizer and its saved optimized graphs write com.microsoft ops
 (QLinearAdd, QLinearGlobalAveragePool, QGemm, FusedConv ...). ONNX's shape inference has no schema
 for them, so every tensor below one would be "shape unknown". Their shapes follow from their float
-counterparts' rules; effconv writes them as value_info into the skeleton, and inference carries
-on from there (effconv.profile.graph alternates this with folding).
+counterparts' rules; effconv.profile.propagate applies them node by node, and inference of the
+nodes below carries on from there.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
 from effconv.profile.handlers import _attrs, conv_output_shape, gemm_cost, matmul_output_shape
 
@@ -91,20 +91,13 @@ def _elem_type(node: onnx.NodeProto, types: Mapping[str, int]) -> int:
     return types.get(node.input[0], TensorProto.UINT8)
 
 
-def ms_value_infos(nodes, shapes: Mapping[str, tuple], types: Mapping[str, int]) -> list[onnx.ValueInfoProto]:
-    """value_info for the first output of every com.microsoft node whose shape inference left unknown."""
-    out = []
-    for node in nodes:
-        if node.domain != MS or not node.output or _static(shapes.get(node.output[0])):
-            continue
+def ms_output(node: onnx.NodeProto, shapes: Mapping[str, tuple], types: Mapping[str, int]) -> tuple | None:
+    """(dims, ONNX element type) of the node's first output, or None when its rule cannot tell."""
+    def shape(i):
+        return shapes.get(node.input[i]) if i < len(node.input) and node.input[i] else None
 
-        def shape(i, node=node):
-            return shapes.get(node.input[i]) if i < len(node.input) and node.input[i] else None
-
-        try:
-            dims = _shape_of(node, shape, shapes)
-        except (KeyError, IndexError, TypeError, ValueError, ArithmeticError, Exception):
-            dims = None
-        if _static(dims):
-            out.append(helper.make_tensor_value_info(node.output[0], _elem_type(node, types), list(dims)))
-    return out
+    try:
+        dims = _shape_of(node, shape, shapes)
+    except Exception:  # noqa: BLE001 (a malformed node: its shape stays unknown, the profile says so)
+        return None
+    return (tuple(dims), _elem_type(node, types)) if _static(dims) else None

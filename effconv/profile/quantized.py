@@ -78,11 +78,11 @@ QUANT_ROLES: dict[str, dict[int, str]] = {
     f"{MS}.QuantizeLinear": {1: SKIP, 2: SKIP},
     f"{MS}.DequantizeLinear": {1: SKIP, 2: SKIP},
     # QLinear element-wise ops: every constant they read is a scale or zero point, except the
-    # second operand of QLinearAdd/QLinearMul (input 3), which is a bias-like constant
+    # operands of QLinearAdd/QLinearMul (inputs 0 and 3: a quantized bias, as Add's is)
     **{f"{MS}.{op}": dict.fromkeys(range(1, 12), SKIP) for op in QLINEAR_ELEMENTWISE},
+    f"{MS}.QLinearAdd": {0: _B, 3: _B, **dict.fromkeys((1, 2, 4, 5, 6, 7), SKIP)},
+    f"{MS}.QLinearMul": {0: "other_params", 3: "other_params", **dict.fromkeys((1, 2, 4, 5, 6, 7), SKIP)},
 }
-QUANT_ROLES[f"{MS}.QLinearAdd"] = {**dict.fromkeys((1, 2, 4, 5, 6, 7), SKIP), 3: _B}
-QUANT_ROLES[f"{MS}.QLinearMul"] = {**dict.fromkeys((1, 2, 4, 5, 6, 7), SKIP), 3: "other_params"}
 
 # The float op each one stands for (layer types and the latency join use the float name).
 FLOAT_OP: dict[str, str] = {
