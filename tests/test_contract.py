@@ -221,3 +221,25 @@ def test_real_full_and_read_only_file_systems(cli, tmp_path):
         assert sorted(os.listdir(mnt)) == ["filler"]
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
+
+
+@pytest.mark.parametrize("argv", [
+    ["profile", "{model}", "--json", "{model}", "--no-latency"],  # would overwrite the model it reads
+    ["profile", "{model}", "--json", "{tmp}/same.out", "--csv", "{tmp}/same.out", "--no-latency"],
+    ["export", "resnet20", "-o", "{tmp}/m.onnx", "--json", "{tmp}/m.onnx"],
+])
+def test_an_output_may_not_be_another_file_of_the_command(cli, monkeypatch, tmp_path, argv):
+    monkeypatch.setattr(validate, "BEFORE_WORK", lambda command, values: sys.exit(REACHED_BODY))
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"not read")
+    res = cli(*(a.format(model=model, tmp=tmp_path) for a in argv))
+    assert res.code == 2 and "give each output its own file" in res.stderr, res.stderr
+    assert model.read_bytes() == b"not read"
+
+
+@pytest.mark.parametrize("argv", [["train", "resnet20", "--data", "/dev/zero"], ["profile", "/dev/zero"],
+                                  ["export", "resnet20", "-o", "{tmp}/" + "n" * 250 + ".onnx"]])
+def test_devices_as_inputs_and_overlong_names_are_refused(cli, monkeypatch, tmp_path, argv):
+    monkeypatch.setattr(validate, "BEFORE_WORK", lambda command, values: sys.exit(REACHED_BODY))
+    res = cli(*(a.format(tmp=tmp_path) for a in argv))
+    assert res.code in (2, 3) and len(res.stderr.strip().splitlines()) == 1, res.stderr

@@ -18,6 +18,7 @@ from effconv.cli import constraints as c
 from effconv.errors import Interrupted, ResourceLimitError, UsageError
 
 MIN_FREE_BYTES = 1 << 20  # an output folder with less free space than this is "full"
+MAX_NAME_BYTES = 200  # a new file's name: NAME_MAX is 255, and temporaries add a prefix and suffix
 BEFORE_WORK: Callable[[str, dict], None] | None = None
 
 
@@ -68,6 +69,7 @@ def needs_constraint(param) -> bool:
 
 
 def check_values(command: str, params, values: dict[str, Any]) -> None:
+    files: list[tuple[str, Path, bool]] = []  # (label, path, is an output) for the overlap check
     for param in params:
         value = values.get(param.name)
         if value is None or not needs_constraint(param):
@@ -80,6 +82,20 @@ def check_values(command: str, params, values: dict[str, Any]) -> None:
         items = value if isinstance(value, (list, tuple)) and not isinstance(rule, c.Shapes) else [value]
         for item in items:
             check_one(label, rule, item)
+            if isinstance(rule, (c.PathC, c.ModelRef)) and Path(str(item)).suffix:
+                files.append((label, Path(str(item)), isinstance(rule, c.PathC) and rule.output))
+    _distinct_outputs(files)
+
+
+def _distinct_outputs(files: list[tuple[str, Path, bool]]) -> None:
+    """No output file may be another output or one of the inputs (`profile m.onnx --json m.onnx`
+    would overwrite the model it reads)."""
+    seen: dict[Path, tuple[str, bool]] = {}
+    for label, path, output in files:
+        key = path.resolve()
+        if key in seen and (output or seen[key][1]):
+            raise UsageError(f"{label} {path}: is also {seen[key][0]}; give each output its own file")
+        seen.setdefault(key, (label, output))
 
 
 def check_one(label: str, rule, value: Any) -> None:
@@ -175,6 +191,10 @@ def _path(label: str, rule: c.PathC, value) -> None:
         raise UsageError(f"{label} {path}: " + ("is a file, not a folder" if path.exists() else "no such folder"))
     if role == "in_any" and not path.exists():
         raise UsageError(f"{label} {path}: no such file or folder")
+    if role in ("in_file", "in_any") and path.exists() and not (path.is_file() or path.is_dir()):
+        raise UsageError(f"{label} {path}: is a device, pipe or socket, not a file or folder")
+    if rule.output and not path.exists() and len(path.name.encode()) > MAX_NAME_BYTES:
+        raise UsageError(f"{label}: file name of {len(path.name.encode())} bytes is too long (at most {MAX_NAME_BYTES})")
     if role in ("out_file", "cache_file"):
         if path.is_dir():
             raise UsageError(f"{label} {path}: is a folder; give a file name")
@@ -221,6 +241,11 @@ def writable_folder(label: str, folder: Path) -> None:
 def _model_ref(label: str, rule: c.ModelRef, value: str) -> None:
     path = Path(value)
     if path.exists():
+        if not (path.is_file() or path.is_dir()):
+            from effconv.errors import InvalidInputError
+
+            cls = InvalidInputError if rule.missing_exit == 3 else UsageError
+            raise cls(f"{label} {value}: is a device, pipe or socket, not a model file or folder")
         return
     from effconv.specs import MODELS_DIR
 
