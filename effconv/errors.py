@@ -62,3 +62,38 @@ class Interrupted(EffconvError):
     """The user pressed Ctrl-C; whatever could be saved was saved (exit 130)."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+# What an OSError means, by errno: (exit code, the cause in words). Output-path errors are usage
+# errors (the user picks another path); a full disk or quota is a resource limit.
+def _os_causes() -> dict[int, tuple[int, str]]:
+    import errno as e
+
+    return {
+        e.ENOSPC: (EXIT_RESOURCE, "no space left on the device"), e.EDQUOT: (EXIT_RESOURCE, "disk quota exceeded"),
+        e.EFBIG: (EXIT_RESOURCE, "file too large for the file system"), e.ENOMEM: (EXIT_RESOURCE, "out of memory"),
+        e.EMFILE: (EXIT_RESOURCE, "too many open files"), e.EROFS: (EXIT_USAGE, "read-only file system"),
+        e.EACCES: (EXIT_USAGE, "permission denied"), e.EPERM: (EXIT_USAGE, "operation not permitted"),
+        e.ENOENT: (EXIT_USAGE, "no such file or folder"), e.ENOTDIR: (EXIT_USAGE, "not a folder"),
+        e.EISDIR: (EXIT_USAGE, "is a folder"), e.ENAMETOOLONG: (EXIT_USAGE, "file name too long"),
+        e.EEXIST: (EXIT_USAGE, "already exists"), e.EXDEV: (EXIT_USAGE, "cannot move across file systems"),
+    }
+
+
+_MEMORY_TEXT = ("out of memory", "can't allocate memory", "std::bad_alloc", "cannot allocate memory")
+
+
+def from_exception(exc: BaseException) -> EffconvError | None:
+    """The EffconvError an exception from a library stands for, by its cause (None: no known one):
+    an OSError by errno, MemoryError or a runtime's out-of-memory error -> exit 4, OverflowError -> 3."""
+    if isinstance(exc, OSError) and exc.errno in _os_causes():
+        code, why = _os_causes()[exc.errno]
+        cls = {EXIT_RESOURCE: ResourceLimitError, EXIT_USAGE: UsageError}[code]
+        return cls(why, path=exc.filename)
+    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and any(t in str(exc).lower() for t in _MEMORY_TEXT)):
+        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        return ResourceLimitError(f"out of memory ({type(exc).__name__}{': ' + first if first else ''}); "
+                                  "use a smaller batch or input")
+    if isinstance(exc, OverflowError):
+        return InvalidInputError(f"a number is too large to handle ({exc})")
+    return None

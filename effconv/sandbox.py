@@ -232,9 +232,17 @@ def _call(fn, args, kwargs) -> bytes:
     except MemoryError:
         payload = json.dumps({"kind": "memory"})
     except Exception as exc:  # a bug or a native library's Python-level error: one line, exit 5
+        mapped = errors.from_exception(exc)  # unless its cause is known: a full disk, no memory
+        if mapped is not None:
+            return _call(_raise, (mapped,), {})
+
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         payload = json.dumps({"kind": "internal", "message": f"{type(exc).__name__}: {first}"})
     return payload.encode("utf-8")
+
+
+def _raise(exc: BaseException):
+    raise exc
 
 
 def serve_job(job: dict) -> bytes:

@@ -184,6 +184,9 @@ def test_click_usage_errors_are_one_line(cli):
     (OSError(errno.EROFS, "Read-only file system", "/x"), 2),
     (OSError(errno.EACCES, "Permission denied", "/x"), 2),
     (MemoryError(), 4),
+    (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), 4),
+    (RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"), 4),
+    (OverflowError("cannot fit 'int' into an index-sized integer"), 3),
     (RuntimeError("a native runtime failed"), 5),
 ])
 def test_exit_code_follows_the_cause(cli, monkeypatch, exc, code):

@@ -9,30 +9,12 @@ and the exit code stays the same.
 
 from __future__ import annotations
 
-import errno
 import signal
 import sys
 
-from effconv.errors import (EXIT_INTERRUPTED, EXIT_INVALID_INPUT, EXIT_RESOURCE, EXIT_RUNTIME_CRASH, EXIT_USAGE,
-                            EffconvError)
+from effconv.errors import EXIT_INTERRUPTED, EXIT_RUNTIME_CRASH, EffconvError, from_exception
 
 MAX_LINE = 600  # characters of one error line; longer messages (a runtime's dump) are cut
-_OS_CODES = {
-    errno.ENOSPC: (EXIT_RESOURCE, "no space left on the device"),
-    errno.EDQUOT: (EXIT_RESOURCE, "disk quota exceeded"),
-    errno.EFBIG: (EXIT_RESOURCE, "file too large for the file system"),
-    errno.ENOMEM: (EXIT_RESOURCE, "out of memory"),
-    errno.EROFS: (EXIT_USAGE, "read-only file system"),
-    errno.EACCES: (EXIT_USAGE, "permission denied"),
-    errno.EPERM: (EXIT_USAGE, "operation not permitted"),
-    errno.ENOENT: (EXIT_USAGE, "no such file or folder"),
-    errno.ENOTDIR: (EXIT_USAGE, "not a folder"),
-    errno.EISDIR: (EXIT_USAGE, "is a folder"),
-    errno.ENAMETOOLONG: (EXIT_USAGE, "file name too long"),
-    errno.EEXIST: (EXIT_USAGE, "already exists"),
-    errno.EXDEV: (EXIT_USAGE, "cannot move across file systems"),
-    errno.EMFILE: (EXIT_RESOURCE, "too many open files"),
-}
 
 
 class Terminated(KeyboardInterrupt):
@@ -74,14 +56,9 @@ def classify(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, ce.ClickException):
         hint = f" (see {exc.ctx.command_path} --help)" if getattr(exc, "ctx", None) is not None else ""
         return exc.exit_code, exc.format_message() + hint
-    if isinstance(exc, OSError) and exc.errno in _OS_CODES:
-        code, why = _OS_CODES[exc.errno]
-        where = f"{exc.filename}: " if exc.filename else ""
-        return code, f"{where}{why}"
-    if isinstance(exc, MemoryError):
-        return EXIT_RESOURCE, "out of memory (MemoryError); use a smaller batch or input"
-    if isinstance(exc, OverflowError):
-        return EXIT_INVALID_INPUT, f"a number is too large to handle ({exc})"
+    mapped = from_exception(exc)
+    if mapped is not None:
+        return mapped.exit_code, str(mapped)
     return EXIT_RUNTIME_CRASH, f"{type(exc).__name__}: {exc} (rerun with --debug for the traceback)"
 
 

@@ -90,3 +90,19 @@ def test_unknown_error_class_falls_back_by_exit_code():
 def test_child_stderr_is_forwarded(targets, capfd):
     assert sandbox.run_isolated(targets.noisy, timeout_s=60) == "done"
     assert "a warning from native code" in capfd.readouterr().err
+
+
+def _disk_full():
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device", "/tmp/x")
+
+
+def test_a_childs_full_disk_is_exit_4_not_a_crash():
+    import pytest
+
+    from effconv.errors import ResourceLimitError
+    from effconv.sandbox import run_isolated
+
+    with pytest.raises(ResourceLimitError, match="no space left"):
+        run_isolated(_disk_full, mem_limit_mb=None, timeout_s=30)
