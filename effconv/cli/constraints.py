@@ -8,19 +8,19 @@ Typer app and fails on a missing one); switches (--quiet, --strict, ...) need no
 
 Numbers are finite and inside [low, high] (`low_open`: low itself excluded). The upper bounds are
 sanity limits, far above any real use, that keep an absurd value (1e20 seconds, 10^20 images)
-from hanging or overflowing the run.
+from hanging or overflowing the run. The rules are NamedTuples, not dataclasses: this module loads
+with every command, and six dataclasses cost ~10 ms of start-up.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 INT32_MAX = 2**31 - 1
 
 
-@dataclass(frozen=True)
-class Num:
+class Num(NamedTuple):
     low: float
     high: float
     low_open: bool = False  # True: low itself is refused (a rate, a scale)
@@ -42,8 +42,7 @@ class Num:
         return f"{self.high if self.low_open else self.low:g}"
 
 
-@dataclass(frozen=True)
-class Choice:
+class Choice(NamedTuple):
     """One of the names a registry knows; `names` is called at check time (registries are lazy)."""
 
     names: Callable[[], Iterable[str]]
@@ -54,8 +53,7 @@ class Choice:
         return next(iter(self.names()))
 
 
-@dataclass(frozen=True)
-class Text:
+class Text(NamedTuple):
     max_len: int = 500
     nonempty: bool = False
     safe_name: bool = False  # letters, digits, . _ - only (a name written into files)
@@ -64,8 +62,7 @@ class Text:
         return "x"
 
 
-@dataclass(frozen=True)
-class PathC:
+class PathC(NamedTuple):
     """in_file / in_dir / in_any: must exist (file, folder, either). out_file: its folder must
     exist and be writable, itself not a folder. out_dir: a folder, or creatable under a writable
     one. cache_file: read if it exists, written after (an out_file that may be there)."""
@@ -84,8 +81,7 @@ class PathC:
         return str(tmp if self.role in ("in_dir", "in_any") else tmp / ("out" if self.role == "out_dir" else "out.txt"))
 
 
-@dataclass(frozen=True)
-class ModelRef:
+class ModelRef(NamedTuple):
     """A model source: an existing file or folder (of the kinds `what` names), or a zoo spec name."""
 
     what: str
@@ -95,8 +91,7 @@ class ModelRef:
         return "resnet20"
 
 
-@dataclass(frozen=True)
-class Shapes:
+class Shapes(NamedTuple):
     """--input-shape NAME=DxD...: each dimension an integer in [1, INT32_MAX], at most 2^34 elements."""
 
     max_elements: int = 2**34
@@ -169,6 +164,8 @@ SHARED: dict[str, Constraint] = {
     "--device-profile": Choice(_devices, "device profile"),  # or a .toml path (validate.py)
     "--warmup-ms": Num(0, 600_000), "--duration-s": Num(0, 86400), "--iterations": Num(1, 10_000_000),
     "--budget-ms": Num(0, 86_400_000, low_open=True),
+    "--ram-budget-mb": Num(0, 1e9, low_open=True), "--flash-budget-mb": Num(0, 1e9, low_open=True),
+    "--memory-plot": OUT_FILE,
     "--mem-limit-mb": Num(0, 2**40, meaning="0: no limit"), "--timeout-s": Num(0, 7 * 86400, meaning="0: no limit"),
     "--data": PathC("in_any"), "--input-shape": Shapes(), "--top": Num(0, 1_000_000, meaning="0: all"),
     "--convention": Choice(_fixed("paper", "all"), "convention"),

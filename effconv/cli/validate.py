@@ -36,7 +36,7 @@ def install(command, path: tuple[str, ...] = ()) -> None:
 
     def checked(**values):
         try:
-            check_values(name, params, values)
+            check_values(name, params, values, given=_given(values))
             if BEFORE_WORK is not None:
                 BEFORE_WORK(name, values)
             return inner(**values)
@@ -68,11 +68,24 @@ def needs_constraint(param) -> bool:
     return not getattr(param, "is_flag", False) and not getattr(param, "is_eager", False)
 
 
-def check_values(command: str, params, values: dict[str, Any]) -> None:
+def _given(values: dict[str, Any]) -> set[str] | None:
+    """The parameters the user gave (defaults are valid by construction and skipped: checking
+    `--per-layer auto` would import the latency package into every `effconv profile`)."""
+    from typer._click.core import ParameterSource
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return None
+    return {n for n in values if ctx.get_parameter_source(n) not in (ParameterSource.DEFAULT, None)}
+
+
+def check_values(command: str, params, values: dict[str, Any], given: set[str] | None = None) -> None:
+    """Check `values` (click's parsed parameters) of `command`; `given`: only these names (None: all)."""
     files: list[tuple[str, Path, bool]] = []  # (label, path, is an output) for the overlap check
     for param in params:
         value = values.get(param.name)
-        if value is None or not needs_constraint(param):
+        if value is None or not needs_constraint(param) or (given is not None and param.name not in given):
             continue
         key = param_key(param)
         rule = c.constraint_for(command, key)
