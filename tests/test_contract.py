@@ -87,7 +87,7 @@ def _bad_values(rule, param) -> list[tuple[str, int]]:
     if isinstance(rule, c.Shapes):
         return [("input=1x3x100000000000000000000x2", 2), ("garbage", 2), ("input=1x3x0x2", 2)]
     if isinstance(rule, c.ModelRef):
-        return [("no_such_model_xyz", rule.missing_exit), ("{tmp}/missing/m.onnx", rule.missing_exit)]
+        return [("no_such_model_xyz", rule.missing_exit), ("{tmp}/missing/m.onnx", rule.missing_exit), ("", 2)]
     if isinstance(rule, c.PathC):
         missing = "{tmp}/missing/sub/x" if rule.role == "out_dir" else "{tmp}/missing/x.out"
         if rule.role == "out_dir":

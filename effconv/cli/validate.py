@@ -252,6 +252,8 @@ def writable_folder(label: str, folder: Path) -> None:
 
 
 def _model_ref(label: str, rule: c.ModelRef, value: str) -> None:
+    if not str(value).strip():
+        raise UsageError(f"{label}: must not be empty (give a {rule.what} or a zoo model name)")
     path = Path(value)
     if path.exists():
         if not (path.is_file() or path.is_dir()):
