@@ -49,6 +49,14 @@ Crosscheck = Annotated[bool, typer.Option("--crosscheck", help="Zoo models: comp
 Latency = Annotated[
     bool, typer.Option("--latency/--no-latency", help="Also measure latency (end to end, then per layer); --no-latency: static only.")
 ]
+Memory = Annotated[bool, typer.Option("--memory", help="Also print the memory tables (live activations per layer, bytes per type).")]
+MemoryPlot = Annotated[
+    Optional[Path], typer.Option("--memory-plot", help="Also write the PNG memory timeline (live activations per node).", dir_okay=False)
+]
+RamBudgetMb = Annotated[Optional[float], typer.Option("--ram-budget-mb", help="Exit 1 when the peak live activations exceed this (MB).")]
+FlashBudgetMb = Annotated[Optional[float], typer.Option("--flash-budget-mb", help="Exit 1 when the parameters' bytes exceed this (MB).")]
+
+
 def _shapes(items: list[str] | None) -> dict[str, tuple[int, ...]] | None:
     from effconv.profile.model import parse_input_shape
 
@@ -70,6 +78,10 @@ def profile_cmd(
     all_layers: AllLayers = False,
     top: Top = 40,
     crosscheck: Crosscheck = False,
+    memory: Memory = False,
+    memory_plot: MemoryPlot = None,
+    ram_budget_mb: RamBudgetMb = None,
+    flash_budget_mb: FlashBudgetMb = None,
     latency: Latency = True,
     backend: Backend = None,
     precision: Precision = "fp32",
@@ -125,16 +137,19 @@ def profile_cmd(
         with stage(f"cross-checking {name} with fvcore"):
             check = _crosscheck(src) if crosscheck else None
         if not quiet:
-            render_profile(console, prof, layers=layers, all_layers=all_layers, top=top)
+            render_profile(console, prof, layers=layers, all_layers=all_layers, top=top, memory=memory)
         with stage(f"timing {name} on {backend or 'the best backend'} (the timing run was stopped)"):
             report = _measure(prof, src, options, quiet, isolate, limits) if options is not None else None
     latency_doc = report.to_dict() if report is not None else None
     write_reports(prof, json_path=json_out, csv_path=csv_out, markdown_path=markdown, plot_path=plot,
-                  latency=latency_doc)
+                  latency=latency_doc, memory_plot_path=memory_plot)
     if report is not None:
         _latency_plot(prof, report, latency_plot or _derived_plot(plot), explicit=latency_plot is not None)
     if check is not None:
         _report_crosscheck(check, quiet)
+    from effconv.profile.memory_report import check_memory_budgets
+
+    check_memory_budgets(prof, ram_budget_mb, flash_budget_mb)
     if report is not None:
         from effconv.latency.report import check_budget
 

@@ -22,6 +22,7 @@ from effconv.profile.einsum import EinsumError
 from effconv.profile.graph import SUBGRAPH_OPS, Graph
 from effconv.profile.handlers import HANDLERS, PARAM_ROLES, OpCost, ShapeMismatch, ShapeUnknown, zero
 from effconv.profile.layer_types import layer_type
+from effconv.profile.memory import activation_bytes, memory_profile
 from effconv.profile.model import (  # noqa: F401 (re-exported)
     CONVENTIONS, SCHEMA_VERSION, LayerCost, ModelProfile, Totals, TypeCost, Uncounted, _pct,
 )
@@ -166,7 +167,8 @@ def profile_graph(g: Graph, model: str, *, convention: str = "paper", strict: bo
             name=name, op_type=node.op_type, type=layer_type(node, g),
             output_shape=out if out is not None else cost.output_shape,
             mult_adds=cost.mult_adds + (cost.extra if convention == "all" else 0),
-            inputs=tuple(node.input), outputs=tuple(node.output), param_bytes=layer_bytes, **params,
+            inputs=tuple(node.input), outputs=tuple(node.output), param_bytes=layer_bytes,
+            activation_bytes=activation_bytes(g, node), **params,
         ))
     if strict and (counter.unsupported or counter.uncounted):
         listed = ", ".join(f"{k} x{v}" for k, v in sorted(counter.unsupported.items()))
@@ -181,7 +183,7 @@ def profile_graph(g: Graph, model: str, *, convention: str = "paper", strict: bo
         model=model, input_shapes=dict(g.inputs), convention=convention, layers=tuple(layers),
         by_type=by_type, totals=totals, unsupported=dict(sorted(counter.unsupported.items())), onnx_path=g.path,
         notes=(*g.notes, *paper_notes(totals.mult_adds, totals.weights, by_type)),
-        complete=not counter.uncounted, uncounted=tuple(counter.uncounted),
+        complete=not counter.uncounted, uncounted=tuple(counter.uncounted), memory=memory_profile(g),
     )
 
 

@@ -185,7 +185,7 @@ class Folder:
         if not all(i == "" or i in self.values for i in node.input):
             return None
         xs = [self.values[i] if i else None for i in node.input]
-        if op == "Identity" or any(x is not None and x.size > FLOAT_SHAPE_LIKE and x.dtype.kind in "fc" for x in xs):
+        if any(x is not None and x.size > FLOAT_SHAPE_LIKE and x.dtype.kind in "fc" for x in xs):
             return None  # weights and biases, not shapes: inference needs only their dims
         bound = output_bound(node, xs, shapes.get(node.output[0]) if node.output else None)
         if bound is None or bound > MAX_ELEMENTS:

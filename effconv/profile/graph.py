@@ -42,6 +42,7 @@ class Graph:
     types: Mapping[str, int] = field(default_factory=dict)  # ONNX element type, by tensor name
     made_by: Mapping[str, onnx.NodeProto] = field(default_factory=dict)  # tensor -> the node writing it
     notes: tuple[str, ...] = ()  # what the loader assumed (a symbolic batch profiled at 1 ...)
+    outputs: tuple[str, ...] = ()  # graph output names
 
     def root(self, name: str) -> str:
         return self.aliases.get(name, name)
@@ -97,7 +98,7 @@ def _load_checked(model, path: Path, input_shapes, batch) -> Graph:
     return Graph(
         path=path, nodes=nodes, params=_params(model), shapes=shapes, aliases=_aliases(nodes),
         inputs=real_inputs, consts=const_tensors(model.graph), folded=frozenset(folder.values),
-        types=elems, made_by=producers(nodes), notes=tuple(notes),
+        types=elems, made_by=producers(nodes), notes=tuple(notes), outputs=tuple(o.name for o in model.graph.output),
     )
 
 

@@ -41,6 +41,7 @@ class LayerCost:
     outputs: tuple[str, ...]
     other_params: int = 0  # float constants in no known role (e.g. a Mul by a learned scale)
     param_bytes: int = 0  # stored bytes of the parameters this layer counts (their file data types)
+    activation_bytes: int = 0  # bytes of the activations this layer writes (by their data types)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,35 @@ class Uncounted:
 
 
 @dataclass(frozen=True)
+class MemoryProfile:
+    activation_bytes: int  # sum over every activation tensor (each counted once)
+    peak_bytes: int  # peak live activations in the stored node order
+    peak_node: str  # the node running at that peak
+    best_peak_bytes: int  # peak in the best order found (<= peak_bytes)
+    best_peak_node: str
+    best_order: tuple[str, ...]  # node names, runtime nodes only (constants run at load)
+    search: str  # how the best order was found, and whether the search stopped early
+    input_bytes: int
+    output_bytes: int
+    complete: bool = True  # False: some activation has no static shape (the figures are lower bounds)
+    unknown: tuple[str, ...] = field(default=())  # those activations
+    timeline: tuple[int, ...] = ()  # live bytes while each runtime node runs, in stored order
+    timeline_nodes: tuple[str, ...] = ()  # those nodes (constants, run at load, are not in it)
+
+    @property
+    def saving(self) -> float:
+        """Share of the stored-order peak the best order saves (0..1)."""
+        return 1 - self.best_peak_bytes / self.peak_bytes if self.peak_bytes else 0.0
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_dict(cls, d) -> MemoryProfile:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
 class ModelProfile:
     model: str
     input_shapes: Mapping[str, tuple[int, ...]]
@@ -87,6 +117,7 @@ class ModelProfile:
     temporary_onnx: bool = False  # True for zoo models exported on the fly (onnx_path is then gone)
     complete: bool = True  # False: some node that may hold Mult-Adds was not counted (a lower bound)
     uncounted: tuple[Uncounted, ...] = ()
+    memory: MemoryProfile | None = None
 
     def lower_bound_line(self) -> str | None:
         """The one line every output prints beside a total that is only a lower bound."""
@@ -125,6 +156,7 @@ class ModelProfile:
             "layers": layers,
             "unsupported": dict(self.unsupported),
             "complete": self.complete,
+            "memory": self.memory.to_dict() if self.memory is not None else None,
             "uncounted": [{k: getattr(u, k) for k in Uncounted.__dataclass_fields__} for u in self.uncounted],
             "notes": list(self.notes),
         }
@@ -151,6 +183,7 @@ class ModelProfile:
             notes=tuple(doc.get("notes", ())), temporary_onnx=doc.get("onnx_path") is None and onnx_path is None,
             complete=doc.get("complete", True),
             uncounted=tuple(Uncounted(**pick(Uncounted, d)) for d in doc.get("uncounted", ())),
+            memory=MemoryProfile.from_dict(doc["memory"]) if doc.get("memory") else None,
         )
 
 

@@ -11,11 +11,14 @@ import json
 from pathlib import Path
 
 from effconv.io import atomic_path, write_text
+from effconv.profile.memory_report import (
+    memory_layer_table, memory_lines, memory_markdown, memory_type_table, write_memory_plot,
+)
 from effconv.profile.model import ModelProfile
 from effconv.tables import Line, Table, show
 
 LAYER_FIELDS = ("name", "op_type", "type", "output_shape", "mult_adds", "weights", "biases",
-                "norm_params", "other_params", "mult_adds_pct", "cumulative_pct")
+                "norm_params", "other_params", "mult_adds_pct", "cumulative_pct", "param_bytes", "activation_bytes")
 LATENCY_FIELDS = ("latency_ms", "latency_group")
 
 
@@ -102,8 +105,7 @@ def summary(p: ModelProfile) -> list[Line]:
     bound = p.lower_bound_line()
     if bound:
         lines.append(Line(bound, "bold red"))
-    if tot.weight_bytes:
-        lines.append(Line("Parameter bytes " + _bytes_by_type(tot.weight_bytes)))
+    lines += memory_lines(p)
     if p.unsupported:
         listed = ", ".join(f"{k} x{v}" for k, v in p.unsupported.items())
         lines.append(Line(f"Not counted (unsupported): {listed}", "yellow"))
@@ -111,19 +113,16 @@ def summary(p: ModelProfile) -> list[Line]:
     return lines
 
 
-def _bytes_by_type(by_type) -> str:
-    total = sum(by_type.values())
-    parts = ", ".join(f"{k} {v:,}" for k, v in sorted(by_type.items(), key=lambda kv: -kv[1]))
-    return f"{total:,} ({parts})"
-
-
 def render_profile(
     console, p: ModelProfile, *, layers: bool = True, all_layers: bool = False, top: int = 40,
-    plain: bool | None = None,
+    plain: bool | None = None, memory: bool = False,
 ) -> None:
     """The static profile section of `effconv profile`: through the rich `console` on a terminal,
-    as plain text on stdout otherwise (see effconv.tables.show)."""
-    items = ([layer_table(p, all_layers, top)] if layers else []) + [type_table(p), *summary(p)]
+    as plain text on stdout otherwise (see effconv.tables.show). `memory`: the memory tables too."""
+    items = ([layer_table(p, all_layers, top)] if layers else []) + [type_table(p)]
+    if memory and p.memory is not None:
+        items += ([memory_layer_table(p, top)] if layers else []) + [memory_type_table(p)]
+    items += summary(p)
     show(items, console, plain=plain)
 
 
@@ -173,7 +172,7 @@ def to_markdown(p: ModelProfile, latency: dict | None = None) -> str:
            f"Mult-Adds: **{_total(p)}**; weights: **{tot.weights:,}** (biases {tot.biases:,}, "
            f"normalization {tot.norm_params:,}, other {tot.other_params:,}); nodes: {tot.nodes}.", "",
            *([f"**{p.lower_bound_line()}**", ""] if not p.complete else []),
-           *([f"Parameter bytes: {_bytes_by_type(tot.weight_bytes)}.", ""] if tot.weight_bytes else []),
+
            "| Type | Mult-Adds | % | Weights | % |", "|---|---:|---:|---:|---:|"]
     out += [f"| {r.type} | {r.mult_adds:,} | {r.mult_adds_pct:.2f} | {r.weights:,} | {r.weights_pct:.2f} |"
             for r in _counted(p)]
@@ -182,6 +181,7 @@ def to_markdown(p: ModelProfile, latency: dict | None = None) -> str:
     if p.unsupported:
         out += ["", "Not counted (unsupported): " + ", ".join(f"{k} x{v}" for k, v in p.unsupported.items())]
     out += [""] + [f"> Note: {n}" for n in p.notes] + ([""] if p.notes else [])
+    out += memory_markdown(p)
     out += latency_markdown(latency) if latency is not None else []
     out += ["## Per layer", "", "| Layer | Op | Type | Output | Mult-Adds | Weights | % | Cum. % |",
             "|---|---|---|---|---:|---:|---:|---:|"]
@@ -247,7 +247,7 @@ def _opt(value, fmt: str) -> str:
 
 
 def write_reports(p: ModelProfile, *, json_path=None, csv_path=None, markdown_path=None, plot_path=None,
-                  latency: dict | None = None) -> list[Path]:
+                  latency: dict | None = None, memory_plot_path=None) -> list[Path]:
     """Write each requested file atomically; return the paths written. `latency` (a
     LatencyReport.to_dict()) adds the measured section to the JSON, CSV and Markdown."""
     written = []
@@ -256,6 +256,8 @@ def write_reports(p: ModelProfile, *, json_path=None, csv_path=None, markdown_pa
             written.append(write_text(target, render(p, latency)))
     if plot_path is not None:
         written.append(write_plot(p, plot_path))
+    if memory_plot_path is not None:
+        written.append(write_memory_plot(p, memory_plot_path))
     return written
 
 
