@@ -105,7 +105,7 @@ Constraint = Num | Choice | Text | PathC | ModelRef | Shapes
 
 # Registries, looked up only when an option is given --------------------------------------------------
 def _backends() -> Iterable[str]:
-    from effconv.latency import BACKENDS
+    from effconv.latency.backends import BACKENDS
 
     return BACKENDS
 

@@ -29,21 +29,24 @@ def backends_cmd(
 
     Example: effconv backends --json
     """
-    from effconv.latency import BACKENDS
+    from effconv.latency.backends import BACKENDS
     from effconv.tables import Table, show
 
     rows = []
     for name, backend in BACKENDS.items():
         a = backend.probe()
         rows.append({"name": name, "available": a.available, "version": a.version, "reason": a.reason,
-                     "device": backend.device, "model": backend.kind, "description": backend.description})
+                     "device": backend.device, "model": backend.kind, "description": backend.description,
+                     "per_layer": backend.per_layer, "extra": backend.extra})
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table("Latency backends", [(c, "left") for c in ("Backend", "Available", "Version", "Runs", "Why not")])
+    table = Table("Latency backends", [(c, "left") for c in ("Backend", "Available", "Version", "Runs", "What",
+                                                             "Per layer", "Extra", "Why not")])
     for r in rows:
         table.add_row(r["name"], "yes" if r["available"] else "no", r["version"] or "-",
-                      f"{r['model']} on {r['device']}", r["reason"] or "")
+                      f"{r['model']} on {r['device']}", r["description"], r["per_layer"], r["extra"] or "-",
+                      r["reason"] or "")
     show([table], console)
 
 

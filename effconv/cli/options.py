@@ -11,13 +11,15 @@ from typing import Annotated, Optional
 
 import typer
 
+from effconv.latency.backends import backend_help, per_layer_help  # light: the descriptors, no runtime
+
 Batch = Annotated[
     Optional[int],
     typer.Option("--batch", min=1, help="Batch size: the first dimension of every input (default: the model's, else 1)."),
 ]
 Backend = Annotated[
     Optional[str],
-    typer.Option("--backend", rich_help_panel="Latency", help="ort-cpu, ort-cuda, ort-tensorrt, tensorrt, torch-cpu, torch-cuda; default: the best available."),
+    typer.Option("--backend", rich_help_panel="Latency", help=backend_help()),
 ]
 Precision = Annotated[str, typer.Option("--precision", rich_help_panel="Latency", help="fp32 or fp16 (fp16 on CUDA backends).")]
 WarmupMs = Annotated[float, typer.Option("--warmup-ms", min=0, rich_help_panel="Latency", help="Warm-up length (ms).")]
@@ -28,7 +30,7 @@ IncludeCopies = Annotated[bool, typer.Option("--include-copies", rich_help_panel
 CudaGraph = Annotated[bool, typer.Option("--cuda-graph", rich_help_panel="Latency", help="Capture and replay a CUDA graph.")]
 TorchMode = Annotated[str, typer.Option("--torch-mode", rich_help_panel="Latency", help="eager or compile (torch backends).")]
 PerLayer = Annotated[
-    str, typer.Option("--per-layer", rich_help_panel="Latency", help="auto, none, ort-profiler, torch-profiler, tensorrt-profiler, isolate.")
+    str, typer.Option("--per-layer", rich_help_panel="Latency", help=per_layer_help())
 ]
 DeviceProfile = Annotated[
     Optional[str], typer.Option("--device-profile", rich_help_panel="Latency", help="Roofline device: a name from `effconv device list` or a .toml.")

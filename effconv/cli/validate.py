@@ -177,7 +177,7 @@ def gpu_missing() -> str | None:
 def _gpu_check(label: str, value: str) -> None:
     """--backend ort-cuda / torch-cuda / tensorrt, --device cuda[:N]: refused up front without a GPU."""
     if label == "--backend":
-        from effconv.latency import BACKENDS
+        from effconv.latency.backends import BACKENDS
 
         backend = BACKENDS[value]
         why = gpu_missing() if backend.device == "cuda" else None

@@ -1,35 +1,121 @@
-"""Backend descriptors and availability probes. Probes import the runtime they check (only when
-called), and say why a backend cannot run instead of failing."""
+"""The latency backends, declared once: `BACKENDS` maps the name users type (`--backend ort-cpu`) to
+its descriptor, which carries everything else that knows about a backend: its runner factory, its
+availability probe, its `--per-layer auto` method, its help line and its pip extra. `--backend`'s
+help, `effconv backends`, `--per-layer auto` and the check of which per-layer methods a backend can
+run are all read from here, so a new runtime is one runner file plus one `register(...)` below.
+
+Nothing heavy is imported here (the CLI builds its help from this module): a factory is named as
+"module:function" and imported on first use, and each probe imports the runtime it checks only
+when called, saying why a backend cannot run instead of failing.
+"""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from effconv.latency.base import library_versions
+from effconv.errors import UsageError
+
+ISOLATE = "isolate"  # the per-layer method every ONNX backend can run (each fused group timed alone)
 
 
-@dataclass(frozen=True)
-class Availability:
+class Availability(NamedTuple):
     available: bool
     version: str | None
     reason: str | None = None  # why not, when not available
 
 
-@dataclass(frozen=True)
-class Backend:
+class Backend(NamedTuple):
     """`kind` says what the factory takes: "onnx" -> factory(onnx_path, options);
-    "torch" -> factory(build_module, input_shape, options). Each factory returns a Runner."""
+    "torch" -> factory(build_module, input_shape, options). Each factory returns a Runner
+    (effconv.latency.base). `factory` is a callable or "module:function" (imported on first use)."""
 
     name: str
-    kind: str
+    kind: str  # "onnx" | "torch"
     device: str  # "cpu" | "cuda": where the timed work runs
-    factory: Callable[..., Any]
+    factory: Callable[..., Any] | str
     probe: Callable[[], Availability]
-    description: str
+    description: str  # the help line
+    per_layer: str = ISOLATE  # the method `--per-layer auto` runs (a effconv.latency.layerwise.METHODS key)
+    extra: str | None = None  # the pip extra that installs the runtime (`pip install 'effconv[EXTRA]'`)
+
+    def make(self, *args: Any) -> Any:
+        """The runner for these factory arguments (see `kind`)."""
+        factory = self.factory
+        if isinstance(factory, str):
+            module, _, attr = factory.partition(":")
+            factory = getattr(importlib.import_module(module), attr)
+        return factory(*args)
+
+    def methods(self) -> tuple[str, ...]:
+        """The per-layer methods this backend can run: its own, and `isolate` on ONNX backends."""
+        return tuple(dict.fromkeys((self.per_layer, *((ISOLATE,) if self.kind == "onnx" else ()))))
+
+
+BACKENDS: dict[str, Backend] = {}
+
+
+def register(backend: Backend) -> Backend:
+    """Add `backend` to BACKENDS; a name already taken is refused (ValueError)."""
+    if backend.name in BACKENDS:
+        raise ValueError(f"backend {backend.name!r} is already registered")
+    if backend.kind not in ("onnx", "torch") or backend.device not in ("cpu", "cuda"):
+        raise ValueError(f"backend {backend.name!r}: kind must be onnx or torch, device cpu or cuda")
+    BACKENDS[backend.name] = backend
+    return backend
+
+
+def get_backend(name: str) -> Backend:
+    if name not in BACKENDS:
+        raise UsageError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    return BACKENDS[name]
+
+
+def best_backend(kind: str = "onnx") -> str:
+    """The most capable available backend for a model of `kind` ("onnx" or "torch")."""
+    for name in PREFERENCE[kind]:
+        if BACKENDS[name].probe().available:
+            return name
+    raise UsageError(f"no {kind} backend is available; run `effconv backends` to see why")
+
+
+def method_backends(method: str) -> tuple[str, ...]:
+    """The backends that can run per-layer `method`."""
+    return tuple(name for name, b in BACKENDS.items() if method in b.methods())
+
+
+def per_layer_methods() -> tuple[str, ...]:
+    """Every per-layer method some backend runs, in registration order."""
+    return tuple(dict.fromkeys(m for b in BACKENDS.values() for m in b.methods()))
+
+
+def backend_help() -> str:
+    """`--backend`'s help text."""
+    return f"{', '.join(BACKENDS)}; default: the best available (`effconv backends` lists them)."
+
+
+def per_layer_help() -> str:
+    """`--per-layer`'s help text."""
+    return f"auto (the backend's own), none, {', '.join(per_layer_methods())}."
+
+
+def install_hint(extra: str | None) -> str:
+    return f" (pip install 'effconv[{extra}]')" if extra else ""
+
+
+# Probes -------------------------------------------------------------------------------------------
+def _version(*names: str) -> str | None:
+    from importlib import metadata
+
+    for name in names:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def _gpu_visible() -> str | None:
@@ -43,8 +129,7 @@ def _gpu_visible() -> str | None:
 
 def _ort_probe(provider: str, needs_gpu: bool) -> Callable[[], Availability]:
     def probe() -> Availability:
-        versions = library_versions(("onnxruntime", "onnxruntime-gpu"))
-        version = versions.get("onnxruntime-gpu") or versions.get("onnxruntime")
+        version = _version("onnxruntime-gpu", "onnxruntime")
         if version is None:
             return Availability(False, None, "onnxruntime is not installed")
         import onnxruntime
@@ -59,7 +144,7 @@ def _ort_probe(provider: str, needs_gpu: bool) -> Callable[[], Availability]:
 
 
 def probe_tensorrt() -> Availability:
-    version = library_versions(("tensorrt",)).get("tensorrt")
+    version = _version("tensorrt")
     if version is None:
         return Availability(False, None, "tensorrt is not installed (pip install 'effconv[tensorrt]')")
     if importlib.util.find_spec("torch") is None:
@@ -70,7 +155,7 @@ def probe_tensorrt() -> Availability:
 
 def _torch_probe(cuda: bool) -> Callable[[], Availability]:
     def probe() -> Availability:
-        version = library_versions(("torch",)).get("torch")
+        version = _version("torch")
         if version is None:
             return Availability(False, None, "torch is not installed")
         why = _gpu_visible() if cuda else None
@@ -84,3 +169,21 @@ ort_cuda_probe = _ort_probe("CUDAExecutionProvider", needs_gpu=True)
 ort_tensorrt_probe = _ort_probe("TensorrtExecutionProvider", needs_gpu=True)
 torch_cpu_probe = _torch_probe(cuda=False)
 torch_cuda_probe = _torch_probe(cuda=True)
+
+
+# The registry ---------------------------------------------------------------------------------------
+register(Backend("ort-cpu", "onnx", "cpu", "effconv.latency.ort:ort_cpu", ort_cpu_probe,
+                 "ONNX Runtime, CPU execution provider", per_layer="ort-profiler"))
+register(Backend("ort-cuda", "onnx", "cuda", "effconv.latency.ort:ort_cuda", ort_cuda_probe,
+                 "ONNX Runtime, CUDA execution provider", extra="gpu"))
+register(Backend("ort-tensorrt", "onnx", "cuda", "effconv.latency.ort:ort_tensorrt", ort_tensorrt_probe,
+                 "ONNX Runtime, TensorRT execution provider", extra="gpu"))
+register(Backend("tensorrt", "onnx", "cuda", "effconv.latency.tensorrt:tensorrt_runner", probe_tensorrt,
+                 "TensorRT engine built from the ONNX file", per_layer="tensorrt-profiler", extra="tensorrt"))
+register(Backend("torch-cpu", "torch", "cpu", "effconv.latency.torch:torch_cpu", torch_cpu_probe,
+                 "PyTorch on the CPU (eager or compiled)", per_layer="torch-profiler"))
+register(Backend("torch-cuda", "torch", "cuda", "effconv.latency.torch:torch_cuda", torch_cuda_probe,
+                 "PyTorch on CUDA (eager, compiled or CUDA graph)", per_layer="torch-profiler"))
+
+# Preference order when --backend is not given, per kind of model.
+PREFERENCE = {"onnx": ("tensorrt", "ort-tensorrt", "ort-cuda", "ort-cpu"), "torch": ("torch-cuda", "torch-cpu")}

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from effconv.errors import EffconvError, ResourceLimitError, UsageError
-from effconv.latency import best_backend, get_backend
+from effconv.latency.backends import best_backend, get_backend
 from effconv.latency.base import LatencyOptions
 from effconv.latency.report import LatencyReport, _measure, _static_profile
 from effconv.latency.source import ModelInput

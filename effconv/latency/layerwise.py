@@ -190,7 +190,7 @@ def tensorrt_profiler(ctx: LayerwiseContext) -> LayerwiseResult:
 
 def isolate(ctx: LayerwiseContext) -> LayerwiseResult:
     """Time each fused group alone on the same backend with the same loop (shorter duration)."""
-    from effconv.latency import get_backend
+    from effconv.latency.backends import get_backend
     from effconv.latency.onnxgraph import fused_groups, submodel
 
     backend = get_backend(ctx.backend)
@@ -206,7 +206,7 @@ def isolate(ctx: LayerwiseContext) -> LayerwiseResult:
 
             onnx.save(submodel(ctx.graph, group), str(path))
             try:
-                runner = backend.factory(path, short)
+                runner = backend.make(path, short)
                 runner.prepare()
             except Exception as exc:  # noqa: BLE001 - a node that cannot run alone is reported, not fatal
                 skipped.append(f"{group[0]}: {str(exc).splitlines()[0][:120]}")
@@ -236,28 +236,21 @@ METHODS: dict[str, Callable[[LayerwiseContext], LayerwiseResult]] = {
     "tensorrt-profiler": tensorrt_profiler,
     "isolate": isolate,
 }
-DEFAULT_METHOD = {"ort-cpu": "ort-profiler", "ort-cuda": "isolate", "ort-tensorrt": "isolate",
-                  "tensorrt": "tensorrt-profiler", "torch-cpu": "torch-profiler", "torch-cuda": "torch-profiler"}
-
-
-# The backends each method can time (the methods refuse the others themselves, after the timed run;
-# `check_method` refuses them before any work).
-METHOD_BACKENDS = {"ort-profiler": ("ort-cpu",), "tensorrt-profiler": ("tensorrt",),
-                   "torch-profiler": ("torch-cpu", "torch-cuda"),
-                   "isolate": ("ort-cpu", "ort-cuda", "ort-tensorrt", "tensorrt")}
-
-
 def check_method(method: str, backend: str | None) -> None:
     """UsageError when --per-layer `method` cannot run on --backend `backend` (None: chosen later)."""
-    if method in ("auto", "none") or backend is None or method not in METHOD_BACKENDS:
+    from effconv.latency.backends import BACKENDS, method_backends
+
+    if method in ("auto", "none") or backend not in BACKENDS or method not in METHODS:
         return
-    if backend not in METHOD_BACKENDS[method]:
+    if method not in BACKENDS[backend].methods():
         raise UsageError(f"--per-layer {method} cannot time --backend {backend}; it runs on "
-                         f"{', '.join(METHOD_BACKENDS[method])} (or use --per-layer auto)")
+                         f"{', '.join(method_backends(method))} (or use --per-layer auto)")
 
 
 def measure_layers(method: str, ctx: LayerwiseContext) -> LayerwiseResult:
-    name = DEFAULT_METHOD[ctx.backend] if method == "auto" else method
+    from effconv.latency.backends import get_backend
+
+    name = get_backend(ctx.backend).per_layer if method == "auto" else method
     if name not in METHODS:
         raise UsageError(f"unknown --per-layer method {method!r}; choose auto, none or {', '.join(METHODS)}")
     return METHODS[name](ctx)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from effconv.errors import CheckFailedError, EffconvError, InvalidInputError, UsageError
-from effconv.latency import best_backend, get_backend
+from effconv.latency.backends import best_backend, get_backend
 from effconv.latency.base import LatencyOptions, Statistics, Timing, host_environment, time_runner
 from effconv.latency.layerwise import LayerTime, LayerwiseContext, LayerwiseResult, measure_layers
 from effconv.latency.roofline import load_device_profile, roofline
@@ -125,10 +125,10 @@ def _build_runner(backend: str, model: ModelInput, options: LatencyOptions):
     if spec.kind == "onnx":
         if model.onnx_path is None:
             raise UsageError(f"backend {backend} needs an ONNX model")
-        return spec.factory(model.onnx_path, options)
+        return spec.make(model.onnx_path, options)
     if model.build is None:
         raise UsageError(f"backend {backend} needs a torch model (a zoo name, spec or run), not an ONNX file")
-    return spec.factory(model.build, model.input_shape, options)
+    return spec.make(model.build, model.input_shape, options)
 
 
 def _measure(model: ModelInput, options: LatencyOptions, profile=None) -> LatencyReport:
