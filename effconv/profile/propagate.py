@@ -96,7 +96,8 @@ class Propagator:
         try:
             outs = onnx.shape_inference.infer_node_outputs(schema, node, types, data, None, self.opset_protos,
                                                            self.ir_version)
-        except (onnx.shape_inference.InferenceError, RuntimeError, ValueError, TypeError):
+        except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError, ValueError,
+                TypeError):  # ValidationError: an input type the op does not take (a bf16 Range's start)
             return  # inconsistent inputs: the node stays unknown and the profile says so
         for name, t in outs.items():
             dims = _dims(t)

@@ -16,7 +16,7 @@ import contextlib
 import io
 import multiprocessing
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ALLOWED_CODES = frozenset({0, 1, 2, 3, 4, 5})
@@ -31,6 +31,8 @@ class Outcome:
     json_wrong: bool  # out.json present after a failure, or absent after success
     line: str  # first line of stderr (or the reason the worker died)
     signal: int | None = None
+    # structured fuzzing (tests/fuzz/oracles.py): reached, handlers, folds, fold_findings, ort
+    extra: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -99,9 +101,26 @@ def _worker(conn) -> None:
                 return
             if job is None:
                 return
-            data, args = job
+            data, args, *rest = job
+            opts = rest[0] if rest else {}
+            if opts.get("hooks"):
+                import oracles  # tests/fuzz/oracles.py (sys.path comes from the parent)
+
+                oracles.install()
+                oracles.HITS.reset()
             o = run_one(data, folder, args)
-            conn.send((o.code, o.traceback, o.internal, o.json_wrong, o.line))
+            extra = {}
+            if opts.get("hooks"):
+                h = oracles.HITS
+                extra = {"reached": h.reached, "handlers": sorted(h.handlers), "folds": sorted(h.folds),
+                         "fold_findings": list(h.fold_findings)}
+            conn.send((o.code, o.traceback, o.internal, o.json_wrong, o.line, extra))
+            if opts.get("ort") and o.code == 0:  # after the answer: an ORT crash is not effconv's
+                try:
+                    result = oracles.ort_check(data, folder / "out.json")
+                except Exception as exc:  # noqa: BLE001 (the oracle's own failure, reported as such)
+                    result = {"status": f"oracle error {type(exc).__name__}: {str(exc)[:200]}"}
+                conn.send(result)
 
 
 class Worker:
@@ -117,17 +136,34 @@ class Worker:
         self.proc.start()
         child.close()
 
-    def run(self, data: bytes, args: tuple[str, ...] = ("--batch", "1"), timeout_s: float = 60) -> Outcome:
+    def run(self, data: bytes, args: tuple[str, ...] = ("--batch", "1"), timeout_s: float = 60,
+            opts: dict | None = None) -> Outcome:
+        """`opts`: {"hooks": True} records coverage (tests/fuzz/oracles.py); {"ort": True} then
+        compares output shapes with ONNX Runtime after a profile (an ORT crash or hang restarts
+        the worker and is reported in extra["ort"], not as the input's outcome)."""
         try:
-            self.conn.send((data, args))
+            self.conn.send((data, args, opts) if opts else (data, args))
         except OSError:  # the worker died after the previous input (e.g. killed from outside)
             return self._died(timeout_s)
         if self.conn.poll(timeout_s):
             try:
-                return Outcome(*self.conn.recv())
+                got = self.conn.recv()
             except (EOFError, OSError):  # the worker died mid-answer (reset connection)
-                pass
+                return self._died(timeout_s)
+            out = Outcome(*got[:5], extra=got[5] if len(got) > 5 else {})
+            if opts and opts.get("ort") and out.code == 0:
+                out.extra["ort"] = self._ort_answer(timeout_s)
+            return out
         return self._died(timeout_s)
+
+    def _ort_answer(self, timeout_s: float) -> dict:
+        if self.conn.poll(timeout_s):
+            try:
+                return self.conn.recv()
+            except (EOFError, OSError):
+                pass
+        died = self._died(timeout_s)
+        return {"status": f"ORT check: {died.line}"}
 
     def _died(self, timeout_s: float) -> Outcome:
         if self.proc.is_alive():
