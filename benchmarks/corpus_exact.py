@@ -3,6 +3,7 @@ here from their config classes with random weights (nothing is downloaded), expo
 effconv's exporter, profiled by effconv, and checked against an independent counter.
 
     python benchmarks/corpus_exact.py [--models resnet,vit] [--out DIR] [--report profiles/corpus.md]
+    python benchmarks/corpus_exact.py --dynamic-batch 2   # dynamic batch axis, profiled at batch 2
     python benchmarks/corpus_exact.py --list
 
 Needs the `bench` extra (transformers). Per model:
@@ -187,7 +188,7 @@ def float_constant_elements(path: Path) -> int:
     return n
 
 
-def export(module, path: Path, shape) -> int:
+def export(module, path: Path, shape, dynamic_batch: bool = False) -> int:
     from effconv.export.onnx import export_onnx
 
     errors = []
@@ -195,7 +196,7 @@ def export(module, path: Path, shape) -> int:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                export_onnx(module, path, shape, opset=opset)
+                export_onnx(module, path, shape, opset=opset, dynamic_batch=dynamic_batch)
             return opset
         except Exception as exc:  # noqa: BLE001 - recorded per model, the corpus goes on
             errors.append(f"opset {opset}: {_one_line(exc)}")
@@ -237,26 +238,29 @@ def _effconv_by_op(prof) -> dict[str, int]:
     return acc
 
 
-def run_one(name: str, out_dir: Path, keep: bool) -> Row:
+def run_one(name: str, out_dir: Path, keep: bool, batch: int | None = None) -> Row:
+    """One corpus row. `batch`: export with a dynamic batch axis (traced at batch 1) and profile the
+    file with --batch `batch`, against the oracle at that batch (the usual shape of a deployed file)."""
     from effconv.errors import EffconvError
     from effconv.profile import profile_onnx
 
     t0 = time.perf_counter()
     cfg_name, model_name, _, size = CORPUS[name]
-    row = Row(name, model_name, f"1x3x{size}x{size}")
+    row = Row(name, model_name, f"{batch or 1}x3x{size}x{size}" + (" (dynamic)" if batch else ""))
     path = out_dir / f"{name}.onnx"
     try:
         with quiet():
             module, shape, _ = build(name)
-            row.oracle, row.oracle_folded, per_op = oracle(module, shape, FOLDED_AT_EXPORT.get(name, ()))
-            row.opset = export(module, path, shape)
+            run_shape = (batch, *shape[1:]) if batch else shape
+            row.oracle, row.oracle_folded, per_op = oracle(module, run_shape, FOLDED_AT_EXPORT.get(name, ()))
+            row.opset = export(module, path, shape, dynamic_batch=batch is not None)
         del module
     except Exception as exc:  # noqa: BLE001
         row.error = f"build/export: {_one_line(exc)}"
         row.seconds = round(time.perf_counter() - t0, 1)
         return row
     try:
-        prof = profile_onnx(path)
+        prof = profile_onnx(path, batch=batch)
         row.nodes = prof.totals.nodes
         row.effconv = prof.totals.mult_adds
         row.diff = row.effconv - (row.oracle - row.oracle_folded)
@@ -271,7 +275,7 @@ def run_one(name: str, out_dir: Path, keep: bool) -> Row:
         row.by_op = "oracle " + ", ".join(f"{k} {v:,}" for k, v in sorted(per_op.items())) + \
                     " | effconv " + ", ".join(f"{k} {v:,}" for k, v in sorted(ours.items()))
         try:
-            profile_onnx(path, strict=True)
+            profile_onnx(path, strict=True, batch=batch)
             row.strict_exit = 0
         except EffconvError as exc:
             row.strict_exit = exc.exit_code
@@ -311,15 +315,18 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def markdown(rows: list[Row], env: dict) -> str:
+def markdown(rows: list[Row], env: dict, batch: int | None = None) -> str:
+    shapes = (f"a dynamic batch axis traced at batch 1, profiled with --batch {batch}, oracle at batch {batch}"
+              if batch else "static shapes, batch 1")
+    command = "python benchmarks/corpus_exact.py" + (f" --dynamic-batch {batch}" if batch else "")
     head = ["model", "HF class", "input", "opset", "nodes", "oracle Mult-Adds", "folded*", "effconv Mult-Adds",
             "diff", "complete", "params equal", "strict exit", "s"]
     out = [
         "# Exact Mult-Adds on a corpus of real architectures",
         "",
-        "Written by `python benchmarks/corpus_exact.py --report profiles/corpus.md`. Models: HuggingFace",
+        f"Written by `{command} --report <this file>`. Models: HuggingFace",
         "`transformers` vision architectures built from their config classes with random weights",
-        "(nothing downloaded), exported by effconv (TorchScript exporter, opset 17, static shapes, batch 1).",
+        f"(nothing downloaded), exported by effconv (TorchScript exporter, opset 17, {shapes}).",
         "Oracle: `torch.utils.flop_counter.FlopCounterMode` on the torch module (Mult-Adds = FLOPs / 2),",
         "with scaled-dot-product attention on its math path (torch 2.13's CPU flash kernel has no",
         "FlopCounterMode formula: it would count 0). Both sides count the same operations (conv incl.",
@@ -393,6 +400,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, help="folder for the ONNX files (kept); default a temporary one")
     ap.add_argument("--report", type=Path, help="write Markdown here and JSON beside it (.json)")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--dynamic-batch", type=int, metavar="N",
+                    help="export with a dynamic batch axis and profile at batch N (oracle at N)")
     ap.add_argument("--debug", action="store_true")
     args = ap.parse_args(argv)
     if args.list:
@@ -410,7 +419,7 @@ def main(argv=None) -> int:
     rows = []
     try:
         for name in names:
-            row = run_one(name, tmp, keep=args.out is not None)
+            row = run_one(name, tmp, keep=args.out is not None, batch=args.dynamic_batch)
             rows.append(row)
             print(f"{name}: oracle {_fmt(row.oracle)} effconv {_fmt(row.effconv)} diff {_fmt(row.diff)} "
                   f"complete {_fmt(row.complete)} {row.error} ({row.seconds} s)", flush=True)
@@ -422,7 +431,7 @@ def main(argv=None) -> int:
     if args.report:
         env = environment()
         args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(markdown(rows, env))
+        args.report.write_text(markdown(rows, env, args.dynamic_batch))
         args.report.with_suffix(".json").write_text(
             json.dumps({"environment": env, "rows": [asdict(r) for r in rows]}, indent=1) + "\n")
     exact = sum(1 for r in rows if r.diff == 0 and r.complete is True and r.params_equal and r.strict_exit == 0)
