@@ -186,6 +186,30 @@ class PlainConvNet(nn.Module):
         return self.fc(self.features(x))
 
 
+class StdConv(nn.Conv2d):
+    """BiT's weight-standardized conv: the weight is normalized at run time by batch_norm on its
+    reshape, then reshaped back (reshape_as: the target shape is a constant the exporter shares
+    between equal-shaped weights through Identity nodes)."""
+
+    def forward(self, x):
+        w = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None, training=True,
+                         momentum=0.0, eps=1e-8).reshape_as(self.weight)
+        return F.conv2d(x, w, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class WeightStandardizedNet(nn.Module):
+    def __init__(self, classes=10):
+        super().__init__()
+        self.features = nn.Sequential(StdConv(3, 16, 3, 2, 1, bias=False), nn.ReLU(),
+                                      StdConv(16, 16, 3, 1, 1, bias=False), nn.ReLU(),
+                                      StdConv(16, 16, 3, 1, 1, bias=False), nn.ReLU(),
+                                      StdConv(16, 32, 1, bias=False), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(32, classes)
+
+    def forward(self, x):
+        return self.fc(self.features(x))
+
+
 @dataclass(frozen=True)
 class Case:
     build: type
@@ -209,6 +233,7 @@ CASES = {
     "sdpa_attention": Case(SdpaAttention, (1, 3, 32, 32)),
     "sdpa_attention_dynbatch": Case(SdpaAttention, (1, 3, 32, 32), BATCH, ((2, 3, 32, 32),)),
     "plain_convnet": Case(PlainConvNet, (1, 3, 32, 32)),
+    "weight_standardized_conv": Case(WeightStandardizedNet, (1, 3, 32, 32)),
     "dynamic_batch_1_and_4": Case(PlainConvNet, (1, 3, 32, 32), BATCH, ((1, 3, 32, 32), (4, 3, 32, 32))),
 }
 
