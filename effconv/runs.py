@@ -185,7 +185,7 @@ def run_costs(run: RunSummary, *, latency: bool = True, duration_s: float = 0.5)
         if not latency:
             return RunCosts(prof.totals.weights, prof.totals.mult_adds, None, None)
         from effconv.latency.base import LatencyOptions
-        from effconv.latency.report import measure_profile_latency
+        from effconv.latency.api import measure_profile_latency
 
         options = LatencyOptions(backend="ort-cpu", warmup_ms=100.0, duration_s=duration_s, iterations=10, per_layer="none")
         report = measure_profile_latency(prof, options)

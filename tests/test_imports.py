@@ -28,10 +28,6 @@ KNOWN_CYCLES: set[frozenset[str]] = {
     # to be cut (issue 17)
     frozenset({"effconv.experiments", "effconv.runs"}),
     # to be cut (issue 17)
-    frozenset({"effconv.latency.isolated", "effconv.latency.report"}),
-    # to be cut (issue 17)
-    frozenset({"effconv.latency.layerwise", "effconv.latency.torchprof"}),
-    # to be cut (issue 17)
     frozenset({"effconv.prestart", "effconv.sandbox"}),
 }
 

@@ -121,7 +121,7 @@ def latency_cmd(
     Example: effconv latency mobilenet_v1 --backend ort-cpu --threads 2 --device-profile local-cpu.toml --budget-ms 50
     """
     from effconv.latency.render import render_latency
-    from effconv.latency.report import check_budget, measure_model
+    from effconv.latency.api import check_budget, measure_model
 
     options = latency_options(
         batch, backend=backend, precision=precision, warmup_ms=warmup_ms, duration_s=duration_s,

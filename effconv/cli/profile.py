@@ -151,7 +151,7 @@ def profile_cmd(
 
     check_memory_budgets(prof, ram_budget_mb, flash_budget_mb)
     if report is not None:
-        from effconv.latency.report import check_budget
+        from effconv.latency.api import check_budget
 
         check_budget(report, budget_ms)
 
@@ -179,7 +179,7 @@ def _measure(prof, src, options, quiet: bool, isolate: bool | None, limits: Limi
     from dataclasses import replace
 
     from effconv.latency.render import render_latency
-    from effconv.latency.report import measure_profile_latency
+    from effconv.latency.api import measure_profile_latency
 
     shape = next(iter(prof.input_shapes.values()), None)
     if shape and isinstance(shape[0], int):  # time the batch that was profiled

@@ -15,8 +15,8 @@ _LAZY = {
                     "effconv.latency.backends"),
     **dict.fromkeys(("LatencyOptions", "Statistics", "Timing", "compute_statistics", "time_runner"),
                     "effconv.latency.base"),
-    **dict.fromkeys(("LatencyReport", "measure_model", "measure_profile_latency", "check_budget"),
-                    "effconv.latency.report"),
+    "LatencyReport": "effconv.latency.report",
+    **dict.fromkeys(("measure_model", "measure_profile_latency", "check_budget"), "effconv.latency.api"),
     **dict.fromkeys(("render_latency", "plot_latency_vs_macs"), "effconv.latency.render"),
 }
 __all__ = sorted(_LAZY)

@@ -4,7 +4,7 @@ in ONNX Runtime or TensorRT is exit 5 and a runaway allocation or a hang exit 4,
 The child gets plain values only (the path as a str, the frozen LatencyOptions, the model name, the
 input shape, the static profile as its JSON document), picks the backend itself when none was given
 (so this process never imports onnxruntime and the sandbox can fork instead of spawn), runs the
-same measurement as in-process (`report._measure`) and sends back plain data: the report's JSON
+same measurement as in-process (`measure.measure`) and sends back plain data: the report's JSON
 document, the raw samples and, when it built one, the static profile's document. Torch backends
 are not isolated: they time effconv's own module, which cannot be sent to a child.
 """
@@ -19,7 +19,9 @@ from typing import Any
 from effconv.errors import EffconvError, ResourceLimitError, UsageError
 from effconv.latency.backends import best_backend, get_backend
 from effconv.latency.base import LatencyOptions
-from effconv.latency.report import LatencyReport, _measure, _static_profile
+from effconv.latency.measure import measure
+from effconv.latency.measure import static_profile as build_static_profile
+from effconv.latency.report import LatencyReport
 from effconv.latency.source import ModelInput
 from effconv.profile.model import ModelProfile
 from effconv.sandbox import Limits, run_in_child
@@ -71,7 +73,7 @@ def _auto_device() -> str:
 def measure_onnx_isolated(onnx_path: str | Path, name: str, options: LatencyOptions, profile=None,
                           limits: Limits | None = None, *, input_shape: tuple | None = None,
                           static_profile: bool = False) -> LatencyReport:
-    """`report._measure` of the ONNX file in a limited child process; the LatencyReport rebuilt
+    """`measure.measure` of the ONNX file in a limited child process; the LatencyReport rebuilt
     from what it sent, with `profile` (a ModelProfile) attached. `static_profile`: with no
     `profile`, the child also builds the static profile (so the file is parsed there, too).
     Errors: as effconv.sandbox.run_in_child (the child's EffconvError again, exit 4 for a limit,
@@ -93,14 +95,14 @@ def measure_in_child(onnx_path: str, name: str, options: LatencyOptions, input_s
     profile = ModelProfile.from_dict(profile_doc, onnx_path=path) if profile_doc is not None else None
     built = None
     if static_profile:
-        profile = built = _static_profile(model, options.batch)
+        profile = built = build_static_profile(model, options.batch)
     options = replace(options, backend=options.backend or best_backend("onnx"))
     mem_mb = _address_space_limit_mb()
     if mem_mb is not None and get_backend(options.backend).device != "cpu":
         raise UsageError(f"{options.backend} cannot run under an address-space limit ({mem_mb} MB): CUDA reserves "
                          "more virtual memory than it uses; pass --backend ort-cpu, or --mem-limit-mb 0", path=path)
     try:
-        report = _measure(model, options, profile)
+        report = measure(model, options, profile)
     except (EffconvError, MemoryError) as exc:
         hint = next((h for h in _MEMORY_HINTS if h in str(exc)), None)
         if mem_mb is None or not (hint or isinstance(exc, MemoryError)):

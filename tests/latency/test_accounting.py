@@ -1,4 +1,4 @@
-"""The join of per-layer times with the static costs (effconv.latency.report._per_type): every ONNX
+"""The join of per-layer times with the static costs (effconv.latency.measure.per_type): every ONNX
 node's Mult-Adds counted once whatever rows the runtime reports, and a roofline share above 100%
 said out loud."""
 
@@ -10,7 +10,7 @@ import pytest
 
 from effconv.latency.base import LatencyOptions
 from effconv.latency.layerwise import LayerTime, LayerwiseResult
-from effconv.latency.report import _per_type
+from effconv.latency.measure import per_type as _per_type
 
 
 def _profile(costs: dict[str, tuple[str, int]]):

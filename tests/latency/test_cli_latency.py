@@ -77,7 +77,7 @@ def test_torch_cpu_backend_on_a_zoo_spec(cli, tmp_path):
 ])
 def test_options_are_checked_before_timing(cli, monkeypatch, tmp_path, extra, code, needle):
     """These used to fail after the whole timing run (or time as if nothing were wrong)."""
-    import effconv.latency.report as report
+    import effconv.latency.api as report
 
     def never(*args, **kwargs):
         raise AssertionError("the timing run started")
@@ -87,3 +87,11 @@ def test_options_are_checked_before_timing(cli, monkeypatch, tmp_path, extra, co
     bad.write_text("name = 'x'\n")
     res = cli("latency", "resnet20", *(a.format(bad_toml=bad) for a in extra))
     assert res.code == code and needle in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_fp16_on_a_cpu_backend_is_refused_before_loading(cli, monkeypatch):
+    import effconv.latency.report as report
+
+    monkeypatch.setattr(report, "measure_model", lambda *a, **k: (_ for _ in ()).throw(AssertionError("timed")))
+    res = cli("latency", "resnet20", "--backend", "ort-cpu", "--precision", "fp16")
+    assert res.code == 2 and "--precision fp16 needs a CUDA backend" in res.stderr, res.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from effconv.latency import BACKENDS, LatencyOptions
-from effconv.latency.report import measure_model
+from effconv.latency.api import measure_model
 
 
 def _need(name: str) -> None:

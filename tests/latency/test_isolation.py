@@ -18,7 +18,8 @@ from effconv.errors import CheckFailedError
 from effconv.latency.base import LatencyOptions
 from effconv.latency.isolated import isolation_limits
 from effconv.latency.render import plot_latency_vs_macs, render_latency
-from effconv.latency.report import LatencyReport, check_budget, measure_model, measure_profile_latency
+from effconv.latency.api import check_budget, measure_model, measure_profile_latency
+from effconv.latency.report import LatencyReport
 from effconv.sandbox import Limits
 
 FAST = {"backend": "ort-cpu", "threads": 2, "warmup_ms": 5, "duration_s": 0.05, "iterations": 3}
@@ -78,7 +79,7 @@ def test_the_parent_never_imports_onnxruntime(tiny_onnx):
     code = textwrap.dedent("""
         import sys
         from effconv.latency.base import LatencyOptions
-        from effconv.latency.report import measure_model
+        from effconv.latency.api import measure_model
         options = LatencyOptions(threads=2, warmup_ms=5, duration_s=0.05, iterations=3, per_layer="none")
         r = measure_model(sys.argv[1], options)
         print(r.backend, r.median_ms > 0, "onnxruntime" in sys.modules)
@@ -195,7 +196,7 @@ def test_many_threads_do_not_stretch_the_wall_clock():
     ("ort-cpu", False, True, False),  # nothing on disk to time
 ])
 def test_which_runs_go_to_a_child(tmp_path, backend, onnx_file, isolate, expected):
-    from effconv.latency.report import _in_child
+    from effconv.latency.api import in_child as _in_child
     from effconv.latency.source import ModelInput
 
     model = ModelInput("m", tmp_path / "m.onnx" if onnx_file else None, None, (1, 3, 8, 8))

@@ -11,7 +11,8 @@ from effconv.errors import UsageError
 from effconv.latency import LatencyOptions
 from effconv.latency.layerwise import LayerwiseContext, map_ort_nodes, map_trt_layers, measure_layers
 from effconv.latency.onnxgraph import fused_groups, load_onnx_graph, submodel
-from effconv.latency.report import SUM_RATIO_BOUNDS, measure_model, measure_profile_latency
+from effconv.latency.api import measure_model, measure_profile_latency
+from effconv.latency.report import SUM_RATIO_BOUNDS
 
 FAST = dict(backend="ort-cpu", threads=2, warmup_ms=20, duration_s=0.1, iterations=5)
 
@@ -101,7 +102,7 @@ def test_mobilenet_v1_224_ort_profiler_sum_ratio():
 def test_profiled_runs_stop_at_the_cap_so_traces_stay_bounded():
     """A long --duration-s must not grow the per-layer trace without bound (it is parsed in memory)."""
     from effconv.latency.base import LatencyOptions
-    from effconv.latency.layerwise import MAX_PROFILED_RUNS, _profiled_runs
+    from effconv.latency.layerwise.common import MAX_PROFILED_RUNS, profiled_runs as _profiled_runs
 
     calls = []
     _, totals = _profiled_runs(lambda: calls.append(1), LatencyOptions(warmup_ms=0, duration_s=60.0, iterations=1))

@@ -103,7 +103,7 @@ def test_options_are_validated():
 
 def test_fake_backend_through_the_registry(monkeypatch):
     """A backend registered only here runs through the same measure path as the real ones."""
-    from effconv.latency.report import _measure
+    from effconv.latency.measure import measure as _measure
     from effconv.latency.source import ModelInput
 
     runners = []

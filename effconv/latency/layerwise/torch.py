@@ -1,4 +1,4 @@
-"""torch.profiler per-layer times for the torch backends: each leaf module runs inside a
+"""--per-layer torch-profiler: torch.profiler per-layer times for the torch backends: each leaf module runs inside a
 `record_function` range named after it; a range's time is the CPU op time it spans (torch-cpu) or
 the CUDA kernel time launched inside it (torch-cuda, UNVERIFIED here). torch imported inside."""
 
@@ -6,10 +6,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
-
 from effconv.errors import UsageError
-from effconv.latency.layerwise import LayerTime, LayerwiseContext, LayerwiseResult, _profiled_runs
+from effconv.latency.layerwise.common import LayerTime, LayerwiseContext, LayerwiseResult, profiled_runs, result
 
 PREFIX = "effconv::"
 
@@ -49,7 +47,7 @@ def _instrument(model) -> list:
     return handles
 
 
-def profile_modules(ctx: LayerwiseContext) -> LayerwiseResult:
+def torch_profiler(ctx: LayerwiseContext) -> LayerwiseResult:
     if ctx.build is None:
         raise UsageError("--per-layer torch-profiler needs a torch model (a zoo name or a checkpoint)")
     import torch
@@ -71,9 +69,9 @@ def profile_modules(ctx: LayerwiseContext) -> LayerwiseResult:
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     short = replace(ctx.options, duration_s=min(ctx.options.duration_s, 1.0))
-    _profiled_runs(run, replace(short, duration_s=0, iterations=1))  # warm-up outside the trace
+    profiled_runs(run, replace(short, duration_s=0, iterations=1))  # warm-up outside the trace
     with profile(activities=activities) as prof:
-        _, totals = _profiled_runs(run, replace(short, warmup_ms=0))
+        _, totals = profiled_runs(run, replace(short, warmup_ms=0))
     for h in handles:
         h.remove()
     runs = len(totals)
@@ -86,9 +84,9 @@ def profile_modules(ctx: LayerwiseContext) -> LayerwiseResult:
         layers.append(LayerTime(name, types.get(name, "?"), (), total_us / 1e3 / runs))
     measures = "torch.profiler CUDA kernel time per module (UNVERIFIED here)" if cuda else \
         "torch.profiler CPU time per leaf module (host; CPU ops run on the host)"
-    from effconv.latency.layerwise import _result
+    import statistics
 
-    return _result("torch-profiler", measures, layers, float(np.median(totals)), runs)
+    return result("torch-profiler", measures, layers, statistics.median(totals), runs)
 
 
 def _device_us(ev) -> float:
