@@ -169,8 +169,6 @@ SHARED: dict[str, Constraint] = {
     "--mem-limit-mb": Num(0, 2**40, meaning="0: no limit"), "--timeout-s": Num(0, 7 * 86400, meaning="0: no limit"),
     "--data": PathC("in_any"), "--input-shape": Shapes(), "--top": Num(0, 1_000_000, meaning="0: all"),
     "--convention": Choice(_fixed("paper", "all"), "convention"),
-    "--memory-plot": OUT_FILE,
-    "--ram-budget-mb": Num(0, 2**40, low_open=True), "--flash-budget-mb": Num(0, 2**40, low_open=True),
 }
 
 # Where a flag means something else in one command ------------------------------------------------

@@ -45,6 +45,10 @@ def train_command(
     Several GPUs (or CPU processes, with gloo): torchrun --nproc-per-node 2 -m effconv train resnet20
     """
     from effconv import train as lib
+    from effconv.cli.validate import gpu_missing
+
+    if precision == "fp16" and gpu_missing():  # autocast fp16 is CUDA-only: refuse before any loading
+        raise UsageError(f"--precision fp16 needs a CUDA device ({gpu_missing()}); use bf16 or fp32")
 
     overrides = {
         "steps": steps, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "precision": precision,

@@ -56,6 +56,12 @@ class LatencyOptions:
             raise UsageError(f"--threads must be >= 1, got {self.threads}")
         if self.torch_mode not in ("eager", "compile"):
             raise UsageError(f"--torch-mode must be eager or compile, got {self.torch_mode!r}")
+        if self.precision == "fp16" and self.backend is not None:  # before any model is loaded
+            from effconv.latency import get_backend
+
+            if get_backend(self.backend).device == "cpu":
+                raise UsageError(f"--precision fp16 needs a CUDA backend, not --backend {self.backend} "
+                                 "(CPU fp16 kernels are not representative)")
 
 
 class Timer(Protocol):

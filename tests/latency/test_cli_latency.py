@@ -89,9 +89,12 @@ def test_options_are_checked_before_timing(cli, monkeypatch, tmp_path, extra, co
     assert res.code == code and needle in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
 
 
-def test_fp16_on_a_cpu_backend_is_refused_before_loading(cli, monkeypatch):
-    import effconv.latency.report as report
+def test_fp16_on_a_cpu_backend_is_refused_by_the_options():
+    """LatencyOptions is built by the CLI before any model is loaded (it used to fail in the runner)."""
+    from effconv.errors import UsageError
+    from effconv.latency.base import LatencyOptions
 
-    monkeypatch.setattr(report, "measure_model", lambda *a, **k: (_ for _ in ()).throw(AssertionError("timed")))
-    res = cli("latency", "resnet20", "--backend", "ort-cpu", "--precision", "fp16")
-    assert res.code == 2 and "--precision fp16 needs a CUDA backend" in res.stderr, res.stderr
+    with pytest.raises(UsageError, match="--precision fp16 needs a CUDA backend"):
+        LatencyOptions(backend="ort-cpu", precision="fp16")
+    with pytest.raises(UsageError, match="--precision fp16 needs a CUDA backend"):
+        LatencyOptions(backend="torch-cpu", precision="fp16")

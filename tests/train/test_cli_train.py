@@ -80,3 +80,13 @@ def test_ddp_two_gloo_processes_match_one(setup, tmp_path, cli):
     for key in single:
         torch.testing.assert_close(ddp[key], single[key], rtol=1e-4, atol=1e-5)
     assert ckpt.load_checkpoint(tmp_path / "ddp" / ckpt.LAST)["step"] == 3
+
+
+def test_fp16_without_a_gpu_is_refused_before_loading(cli, monkeypatch, tmp_path):
+    """Refused before the data is read (an empty folder would be exit 3 "no CIFAR-10 here")."""
+    from effconv.cli import validate
+
+    monkeypatch.setattr(validate, "gpu_missing", lambda: "no NVIDIA GPU (test)")
+    res = cli("train", "resnet20", "--precision", "fp16", "--data", tmp_path, "--out", tmp_path / "run")
+    assert res.code == 2 and "needs a CUDA device" in res.stderr, res.stderr
+    assert not (tmp_path / "run").exists()
