@@ -330,7 +330,8 @@ def write_report(name: str, out, report_dir, *, costs: bool = True, note: str = 
     from pathlib import Path
 
     from effconv.io import write_text
-    from effconv.runs import plot_runs, run_costs
+    from effconv.run_costs import run_costs
+    from effconv.runs import plot_runs
 
     runs = load_runs(name, out)
     report_dir = Path(report_dir)

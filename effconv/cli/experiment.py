@@ -153,7 +153,8 @@ def compare_command(
 
     Example: effconv compare runs/experiments/kernel-size/* --target 0.6 --plots plots/
     """
-    from effconv.runs import plot_runs, read_run, run_costs
+    from effconv.run_costs import run_costs
+    from effconv.runs import plot_runs, read_run
 
     target = target / 100 if target > 1 else target
     summaries = [read_run(p) for p in runs]
