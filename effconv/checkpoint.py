@@ -24,7 +24,7 @@ import numpy as np
 from effconv import integrity
 from effconv.errors import InvalidInputError, UsageError
 from effconv.io import atomic_path
-from effconv.safety import refuse_code_in_pickle
+from effconv.sandbox.safety import refuse_code_in_pickle
 
 if TYPE_CHECKING:
     import torch

@@ -1,6 +1,6 @@
 """effconv's command line. `main()` turns every error into one line and a documented exit code.
 
-Nothing heavy is imported at module level: `main()` first lets effconv.prestart fork the profile's
+Nothing heavy is imported at module level: `main()` first lets effconv.sandbox.prestart fork the profile's
 sandbox worker (so onnx is imported there while Typer is imported here), then loads the app.
 """
 
@@ -10,7 +10,7 @@ import importlib
 import os
 import sys
 
-from effconv import prestart
+from effconv.sandbox import prestart
 
 # One module per command (or command group); each registers itself on `app` when imported.
 COMMAND_MODULES = ("models", "profile", "export", "train", "latency", "experiment")

@@ -15,7 +15,7 @@ from effconv.cli.options import (
     MemLimitMb, PerLayer, Precision, Threads, TimeoutS, TorchMode, WarmupMs, latency_options, sandbox_limits,
 )
 from effconv.io import write_text
-from effconv.sandbox import DEFAULT_MEM_LIMIT_MB, DEFAULT_TIMEOUT_S
+from effconv.sandbox.limits import DEFAULT_MEM_LIMIT_MB, DEFAULT_TIMEOUT_S
 
 device_app = typer.Typer(help="Device ceilings for the roofline: list the profiles, calibrate this machine.",
                          no_args_is_help=True)

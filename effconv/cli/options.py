@@ -71,7 +71,7 @@ TimeoutS = Annotated[
 
 def sandbox_limits(mem_limit_mb: int, timeout_s: float):
     """The CLI's --mem-limit-mb / --timeout-s (0: none) as effconv.sandbox.Limits."""
-    from effconv.sandbox import Limits
+    from effconv.sandbox.limits import Limits
 
     return Limits(mem_limit_mb or None, timeout_s or None)
 

@@ -15,7 +15,8 @@ from effconv.cli.options import (
     MemLimitMb, PerLayer, Precision, Threads, TimeoutS, TorchMode, WarmupMs, latency_options, sandbox_limits,
 )
 from effconv.errors import CheckFailedError, UsageError
-from effconv.sandbox import DEFAULT_MEM_LIMIT_MB, DEFAULT_TIMEOUT_S, Limits, profile_onnx_isolated
+from effconv.sandbox.limits import DEFAULT_MEM_LIMIT_MB, DEFAULT_TIMEOUT_S, Limits
+from effconv.sandbox.parent import profile_onnx_isolated
 
 DEFAULT_MODEL = "mobilenet_v1"
 # Latency defaults for `effconv profile`: short enough that the default run (MobileNet v1 224 on

@@ -19,7 +19,7 @@ from effconv.latency.base import LatencyOptions
 from effconv.latency.measure import measure, static_profile
 from effconv.latency.report import LatencyReport
 from effconv.latency.source import ModelInput, model_input
-from effconv.sandbox import Limits
+from effconv.sandbox.limits import Limits
 
 
 def measure_model(source: str | Path, options: LatencyOptions, *, isolate: bool | None = None,

@@ -24,7 +24,8 @@ from effconv.latency.measure import static_profile as build_static_profile
 from effconv.latency.report import LatencyReport
 from effconv.latency.source import ModelInput
 from effconv.profile.model import ModelProfile
-from effconv.sandbox import Limits, run_in_child
+from effconv.sandbox.limits import Limits
+from effconv.sandbox.parent import run_in_child
 
 # Text of the allocation failures ONNX Runtime and C++ report (ORT's arena: "Failed to allocate
 # memory for requested buffer of size N"), turned into exit 4 when the child runs under a limit.
@@ -76,7 +77,7 @@ def measure_onnx_isolated(onnx_path: str | Path, name: str, options: LatencyOpti
     """`measure.measure` of the ONNX file in a limited child process; the LatencyReport rebuilt
     from what it sent, with `profile` (a ModelProfile) attached. `static_profile`: with no
     `profile`, the child also builds the static profile (so the file is parsed there, too).
-    Errors: as effconv.sandbox.run_in_child (the child's EffconvError again, exit 4 for a limit,
+    Errors: as effconv.sandbox.parent.run_in_child (the child's EffconvError again, exit 4 for a limit,
     5 for a crash); `limits` (default `Limits()`) are the user's, widened by `isolation_limits`."""
     doc = profile.to_dict() if profile is not None else None
     args = (str(onnx_path), name, options, input_shape, doc, static_profile and profile is None)

@@ -13,7 +13,7 @@ from onnx import TensorProto
 
 from effconv.errors import InvalidInputError
 from effconv.profile.wire import Malformed, strip_weights
-from effconv.safety import check_external_data, is_lfs_pointer, tensor_byte_size
+from effconv.sandbox.safety import check_external_data, is_lfs_pointer, tensor_byte_size
 
 STRIP_MIN_FILE = 1 << 20  # bytes: smaller files are read whole (the wire walk would not pay off)
 

@@ -1,6 +1,6 @@
 """The bad-input matrix beyond ONNX: malicious pickles as checkpoints (a canary file proves nothing
 ran), foreign or tampered TensorRT engines (sidecar check, no TensorRT needed), kill -9 in the middle
-of a checkpoint write, a full disk while saving, and the external-data checks of effconv.safety."""
+of a checkpoint write, a full disk while saving, and the external-data checks of effconv.sandbox.safety."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from effconv import safety
+from effconv.sandbox import safety
 from effconv.errors import InvalidInputError, ResourceLimitError
 
 

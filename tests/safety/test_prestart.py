@@ -1,4 +1,4 @@
-"""`effconv profile FILE` forks its sandbox worker before Typer is imported (effconv.prestart), so
+"""`effconv profile FILE` forks its sandbox worker before Typer is imported (effconv.sandbox.prestart), so
 onnx loads there while the CLI parses. Each test runs the real CLI in a fresh interpreter (this
 pytest process has torch loaded, where effconv never forks) and checks the same contract as a
 child started after parsing: same profile, limits exit 4, crashes exit 5, one line, no orphan."""
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from effconv import prestart
+from effconv.sandbox import prestart
 from effconv.profile import profile_onnx
 
 CORPUS = Path(__file__).resolve().parents[1] / "fuzz" / "corpus"
@@ -149,3 +149,10 @@ def test_wanted_only_for_a_model_file_under_isolation(tmp_path, monkeypatch, arg
     assert prestart.wanted(args) is want
     monkeypatch.setenv("EFFCONV_SPAWN", "1")
     assert prestart.wanted(args) is False
+
+
+def test_the_prestarted_job_names_the_profile_child():
+    """prestart names its one job as a string (importing it would cost the CLI its start-up)."""
+    from effconv.sandbox.child import profile_child
+
+    assert prestart.JOB == f"{profile_child.__module__}.{profile_child.__qualname__}"

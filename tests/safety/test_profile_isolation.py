@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from effconv import sandbox
+from effconv.sandbox import parent as sandbox
 from effconv.profile import profile_onnx
 
 CORPUS = Path(__file__).resolve().parents[1] / "fuzz" / "corpus"
@@ -120,7 +120,7 @@ def test_bad_alloc_in_process_is_exit_4_not_an_internal_error(cli, monkeypatch):
 
 
 def test_child_is_forked_only_without_threaded_native_libraries(monkeypatch):
-    from effconv import sandbox
+    from effconv.sandbox import parent as sandbox
 
     monkeypatch.delenv("EFFCONV_SPAWN", raising=False)
     monkeypatch.setitem(sys.modules, "torch", sys.modules.get("torch") or object())

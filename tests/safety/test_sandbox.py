@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from effconv import sandbox
+from effconv.sandbox import parent as sandbox
 from effconv.errors import EffconvError, InvalidInputError, ResourceLimitError, RuntimeCrashError, UsageError
 
 

@@ -1,12 +1,12 @@
 """A sandbox child forked before the CLI has parsed its arguments, so that importing onnx (~0.2 s)
 overlaps with importing Typer and parsing in the parent.
 
-`effconv profile model.onnx` parses the model in a limited child process (effconv.sandbox). Started
+`effconv profile model.onnx` parses the model in a limited child process (effconv.sandbox.parent). Started
 the usual way, after argument parsing, that child imports onnx and numpy while the parent waits.
 `effconv.cli.main` instead calls `prestart()` first thing, when the arguments name an existing
 model file and isolation is not switched off: it forks a worker (no threads exist yet, so a fork is
 safe) that imports `WARM_MODULE` and then blocks on a pipe for exactly one job. When the command
-reaches `effconv.sandbox.run_in_child` with the prestarted function, the job goes to this worker,
+reaches `effconv.sandbox.parent.run_in_child` with the prestarted function, the job goes to this worker,
 which applies the limits, runs it and answers with the same JSON message a fresh child would.
 A worker that is never used (a usage error, --help) is killed at exit.
 
@@ -24,8 +24,10 @@ import sys
 import time
 from collections.abc import Sequence
 
+from effconv.sandbox.lifetime import die_with_parent
+
 WARM_MODULE = "effconv.profile.core"  # what the worker imports while the parent parses
-JOB = "effconv.sandbox._profile_child"  # the one function it runs
+JOB = "effconv.sandbox.child.profile_child"  # the one function it runs (a test checks the name)
 _HEADER = 8  # bytes: the length of each message, big-endian
 
 
@@ -78,22 +80,6 @@ def prestart(args: Sequence[str]) -> Worker | None:
     _worker = Worker(pid, job_w, res_r)
     atexit.register(discard)
     return _worker
-
-
-def die_with_parent(parent_pid: int) -> None:
-    """In a child: be killed (SIGKILL) the moment the parent dies, however it dies (kill -9
-    included), so no sandbox child runs on for minutes without a parent. Linux: prctl
-    PR_SET_PDEATHSIG; elsewhere the child's limits (RLIMIT_CPU) end it. A parent already gone
-    (it died before the prctl took effect): exit now."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent_pid:
-        os._exit(70)
 
 
 def take(job: str) -> Worker | None:
@@ -209,7 +195,7 @@ def _serve(job_r: int, res_w: int) -> None:
             pass
         job = _read_job(job_r)
         if job is not None:
-            from effconv.sandbox import serve_job
+            from effconv.sandbox.child import serve_job
 
             payload = serve_job(job)
             _write_all(res_w, len(payload).to_bytes(_HEADER, "big") + payload)

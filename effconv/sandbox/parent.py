@@ -1,4 +1,4 @@
-"""Run a function in a child process with memory and time limits, so untrusted input cannot take
+"""The parent's side of the sandbox: run a function in a child process with memory and time limits, so untrusted input cannot take
 the CLI down with it.
 
 The child is forked when neither torch nor ONNX Runtime is loaded in the parent (so no native
@@ -22,24 +22,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from effconv import errors, prestart
+from effconv import errors
 from effconv.errors import EffconvError, ResourceLimitError, RuntimeCrashError
+from effconv.sandbox import prestart
+from effconv.sandbox.child import child_main
+from effconv.sandbox.limits import DEFAULT_MEM_LIMIT_MB, DEFAULT_TIMEOUT_S, Limits
 
-DEFAULT_MEM_LIMIT_MB = 4096  # address space of the child; parsing a few-hundred-MB model fits
-DEFAULT_TIMEOUT_S = 300.0  # wall clock; the CPU limit is set a little above it
 STDERR_TAIL = 4096  # bytes of the child's stderr kept for the error message
 _MEMORY_HINTS = ("std::bad_alloc", "MemoryError", "Cannot allocate memory", "out of memory")
-
-
-@dataclass(frozen=True)
-class Limits:
-    mem_limit_mb: int | None = DEFAULT_MEM_LIMIT_MB  # None: no memory limit
-    timeout_s: float | None = DEFAULT_TIMEOUT_S  # wall clock; None: no time limit
-    cpu_s: float | None = None  # CPU seconds over all threads (RLIMIT_CPU); None: timeout_s
 
 
 def run_isolated(fn: Callable, *args, mem_limit_mb: int | None = DEFAULT_MEM_LIMIT_MB,
@@ -55,7 +48,7 @@ def run_isolated(fn: Callable, *args, mem_limit_mb: int | None = DEFAULT_MEM_LIM
 def run_in_child(fn: Callable, args: tuple = (), kwargs: Mapping[str, Any] | None = None,
                  limits: Limits = Limits(), *, label: str = "child") -> Any:
     """Like `run_isolated`, with the limits as one value and `label` (e.g. the file) in messages.
-    A worker prestarted for `fn` (effconv.prestart) takes the job instead of a new child."""
+    A worker prestarted for `fn` (effconv.sandbox.prestart) takes the job instead of a new child."""
     method = _start_method()
     worker = prestart.take(f"{fn.__module__}.{fn.__qualname__}") if method == "fork" else None
     if worker is not None:
@@ -66,7 +59,7 @@ def run_in_child(fn: Callable, args: tuple = (), kwargs: Mapping[str, Any] | Non
     receiver, sender = ctx.Pipe(duplex=False)
     with tempfile.TemporaryDirectory(prefix="effconv-sandbox-") as tmp:
         err_path = Path(tmp) / "stderr"
-        proc = ctx.Process(target=_child_main, daemon=True,
+        proc = ctx.Process(target=child_main, daemon=True,
                            args=(sender, fn, tuple(args), dict(kwargs or {}), limits, str(err_path), os.getpid()))
         proc.start()
         sender.close()
@@ -110,7 +103,7 @@ def _outcome(raw: bytes | None, code: int | None, tail: str, limits: Limits, lab
 
 
 def _start_method() -> str:
-    """"fork" when effconv.prestart.can_fork() (no threaded native library loaded), else "spawn"."""
+    """"fork" when effconv.sandbox.prestart.can_fork() (no threaded native library loaded), else "spawn"."""
     return "fork" if prestart.can_fork() else "spawn"
 
 
@@ -210,87 +203,18 @@ def _find_class(module: str, qualname: str) -> type[EffconvError] | None:
     return obj if isinstance(obj, type) and issubclass(obj, EffconvError) else None
 
 
-# The child ----------------------------------------------------------------------------------------
-def _child_main(sender, fn, args, kwargs, limits: Limits, err_path: str, parent_pid: int) -> None:
-    prestart.die_with_parent(parent_pid)  # a kill -9 of the CLI takes this child with it
-    _redirect_stderr(err_path)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it kills us
-    _set_limits(limits)
-    sender.send_bytes(_call(fn, args, kwargs))
-    sender.close()
-
-
-def _call(fn, args, kwargs) -> bytes:
-    """Run `fn` and encode the one message the parent decodes (`_decode`)."""
-    try:
-        message = {"kind": "ok", "value": fn(*args, **kwargs)}
-        payload = json.dumps(message, allow_nan=True)
-    except EffconvError as exc:
-        cls = type(exc)
-        payload = json.dumps({"kind": "effconv", "module": cls.__module__, "qualname": cls.__qualname__,
-                              "message": str(exc), "path": exc.path, "exit_code": exc.exit_code})
-    except MemoryError:
-        payload = json.dumps({"kind": "memory"})
-    except Exception as exc:  # a bug or a native library's Python-level error: one line, exit 5
-        mapped = errors.from_exception(exc)  # unless its cause is known: a full disk, no memory
-        if mapped is not None:
-            return _call(_raise, (mapped,), {})
-
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
-        payload = json.dumps({"kind": "internal", "message": f"{type(exc).__name__}: {first}"})
-    return payload.encode("utf-8")
-
-
-def _raise(exc: BaseException):
-    raise exc
-
-
-def serve_job(job: dict) -> bytes:
-    """In a prestarted worker (effconv.prestart): the profile job, under the job's limits."""
-    _redirect_stderr(job["err_path"])
-    import resource
-
-    used = resource.getrusage(resource.RUSAGE_SELF)
-    _set_limits(Limits(job["mem_limit_mb"], job["timeout_s"], job.get("cpu_s")), cpu_used_s=used.ru_utime + used.ru_stime)
-    return _call(_profile_child, job["args"], job["kwargs"])
-
-
-def _redirect_stderr(err_path: str) -> None:
-    fd = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    sys.stderr.flush()
-    os.dup2(fd, 2)  # native code writes to fd 2 directly (abort messages, C++ terminate)
-    os.close(fd)
-
-
-def _set_limits(limits: Limits, cpu_used_s: float = 0.0) -> None:
-    """RLIMIT_AS and RLIMIT_CPU on this process; `cpu_used_s` (CPU already spent, e.g. importing)
-    is added to the CPU limit, which counts from the process start."""
-    import resource
-
-    if limits.mem_limit_mb is not None:
-        nbytes = int(limits.mem_limit_mb) * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (nbytes, nbytes))
-    cpu_s = limits.cpu_s if limits.cpu_s is not None else limits.timeout_s
-    if cpu_s is not None:
-        # CPU seconds: SIGXCPU at the soft limit, SIGKILL at the hard one; the parent's wall clock
-        # catches sleeping or blocked children first, this catches a runaway one if the parent dies.
-        soft = int(cpu_s + cpu_used_s) + 2
-        resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 5))
-
-
-# `effconv profile` in a child ---------------------------------------------------------------------
 def profile_onnx_isolated(path: str | Path, *, limits: Limits = Limits(), **options) -> Any:
     """effconv.profile.profile_onnx(path, **options) in a limited child; returns the ModelProfile
     rebuilt from the plain data the child sent (its JSON document, `ModelProfile.to_dict()`)."""
-    doc = run_in_child(_profile_child, (str(path),), options, limits, label=str(path))
+    from effconv.sandbox.child import profile_child
+
+    doc = run_in_child(profile_child, (str(path),), options, limits, label=str(path))
     from effconv.profile.model import ModelProfile
 
     return ModelProfile.from_dict(doc, onnx_path=path)
 
 
-def _profile_child(path: str, **options) -> dict:
-    from effconv.profile import profile_onnx
 
-    if options.get("input_shapes"):  # JSON from a prestarted worker's job: lists back to tuples
-        options["input_shapes"] = {k: tuple(v) for k, v in options["input_shapes"].items()}
-    return profile_onnx(path, **options).to_dict()
+
+__all__ = ["DEFAULT_MEM_LIMIT_MB", "DEFAULT_TIMEOUT_S", "Limits", "profile_onnx_isolated", "rebuild_error", "run_in_child",
+           "run_isolated"]
