@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ALLOWED_CODES = frozenset({0, 1, 2, 3, 4, 5})
+ORT_TIMEOUT_S = 15  # the shape oracle's ONNX Runtime run (tiny inputs): longer is reported as an ORT hang
 WORKER_MEM_MB = 2048  # RLIMIT_AS of the worker: a runaway allocation fails instead of swapping
 
 
@@ -152,7 +153,7 @@ class Worker:
                 return self._died(timeout_s)
             out = Outcome(*got[:5], extra=got[5] if len(got) > 5 else {})
             if opts and opts.get("ort") and out.code == 0:
-                out.extra["ort"] = self._ort_answer(timeout_s)
+                out.extra["ort"] = self._ort_answer(min(timeout_s, ORT_TIMEOUT_S))
             return out
         return self._died(timeout_s)
 
