@@ -17,9 +17,11 @@ def zoo_rows() -> list[dict]:
     return [
         {
             "name": s.name, "family": s.family, "input_size": s.input_size, "in_channels": s.in_channels,
-            "num_classes": s.num_classes, "parameters": count_parameters(s), "description": s.description,
+            "num_classes": s.num_classes, "parameters": n, "size_mb": round(n * 4 / 1e6, 2),
+            "description": s.description,
         }
         for s in list_specs()
+        for n in (count_parameters(s),)
     ]
 
 
@@ -30,7 +32,9 @@ def models(
     """List the model zoo (models/*.toml) with input size, classes and trainable parameters.
 
     Parameters are counted by building each model on torch's meta device (no memory, no init):
-    every trainable tensor, batchnorm scale and shift included, running statistics excluded.
+    every trainable tensor, batchnorm scale and shift included, running statistics excluded; size
+    is their fp32 bytes in MB (10^6). `effconv profile NAME` counts the exported file instead and
+    explains the difference (folded batchnorm, shared constants, unused modules) in a note.
 
     Example: effconv models --json > zoo.json
     """
@@ -41,8 +45,9 @@ def models(
     from effconv.tables import Table, show
 
     table = Table("effconv model zoo", [("name", "left"), ("family", "left"), ("input", "right"), ("classes", "right"),
-                                        ("parameters", "right"), ("description", "left")])
+                                        ("parameters", "right"), ("MB", "right"), ("description", "left")])
     for r in rows:
         size = f"{r['in_channels']}x{r['input_size']}x{r['input_size']}"
-        table.add_row(r["name"], r["family"], size, str(r["num_classes"]), f"{r['parameters']:,}", r["description"])
+        table.add_row(r["name"], r["family"], size, str(r["num_classes"]), f"{r['parameters']:,}", f"{r['size_mb']:.2f}",
+                      r["description"])
     show([table], console)

@@ -77,6 +77,11 @@ def profile_source(src: OnnxSource, *, input_shapes=None, batch=None, convention
 
     if src.spec is not None:
         prof = profile_onnx(src.path, model=src.model, convention=convention, strict=strict)
-        return dataclasses.replace(prof, temporary_onnx=True)
+        notes = prof.notes
+        if src.module is not None:
+            from effconv.profile.reconcile import reconcile
+
+            notes = (*notes, reconcile(src.module, prof, src.input_shape, src.path))
+        return dataclasses.replace(prof, temporary_onnx=True, notes=notes)
     return profile_onnx(src.path, model=src.model, input_shapes=input_shapes, batch=batch,
                         convention=convention, strict=strict)

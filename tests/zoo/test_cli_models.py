@@ -21,7 +21,8 @@ def test_models_json(cli):
     assert mobilenet["parameters"] == 4_209_088 + 2 * 10_944 + 1000
     assert (mobilenet["family"], mobilenet["input_size"], mobilenet["num_classes"]) == ("mobilenet", 224, 1000)
     assert set(mobilenet) == {"name", "family", "input_size", "in_channels", "num_classes", "parameters",
-                              "description"}
+                              "size_mb", "description"}
+    assert mobilenet["size_mb"] == round(mobilenet["parameters"] * 4 / 1e6, 2) == 16.93
 
 
 def test_models_table(cli):
