@@ -13,13 +13,13 @@ import sys
 from effconv.sandbox import prestart
 
 # One module per command (or command group); each registers itself on `app` when imported.
-COMMAND_MODULES = ("models", "profile", "export", "train", "latency", "experiment")
+COMMAND_MODULES = ("models", "profile", "export", "train", "latency", "experiment", "deploy")
 # The module holding each top-level command. Typer builds a click command for every registered
 # command on each call, so `effconv profile x.onnx` imports effconv.cli.profile alone. A command
 # not listed here (or --help, or no command) imports every module, so nothing can go missing.
 COMMAND_HOME = {"profile": "profile", "cost": "profile", "latency": "latency", "backends": "latency",
                 "device": "latency", "models": "models", "export": "export", "train": "train",
-                "experiment": "experiment", "compare": "experiment"}
+                "experiment": "experiment", "compare": "experiment", "deploy": "deploy"}
 
 
 def register_commands(names: tuple[str, ...] = COMMAND_MODULES) -> None:

@@ -9,8 +9,9 @@ no file behind (the issue's rule; a kept-but-failing file would be picked up by 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from effconv.export.staging import DEFAULT_EXTERNAL_DATA_THRESHOLD, commit, stag
 FORMATS = ("onnx", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
 CALIBRATION_IMAGES = 512  # int8 calibration set: a few hundred images cover the activation ranges
+PARITY_IMAGES = 16  # --parity-images default for fp32/fp16 (int8 ONNX: effconv.export.int8.CHECK_IMAGES)
 
 
 @dataclass(frozen=True)
@@ -35,12 +37,19 @@ class ExportOptions:
     parity: bool = True
     rtol: float | None = None  # None: the precision's default (effconv.export.parity.TOLERANCES)
     atol: float | None = None
-    parity_images: int = 16  # random images, and as many real CIFAR-10 test images if available
+    parity_images: int | None = None  # None: 16 (random + as many real), int8: 1000 real test images
     data: Path | None = None  # CIFAR-10 source for the real-image parity set and int8 calibration
     external_data_threshold: int = DEFAULT_EXTERNAL_DATA_THRESHOLD  # bytes of weights
     seed: int = 0  # fresh weights and random parity inputs
     timing_cache: Path | None = None  # TensorRT only
     workspace_mib: int = 2048  # TensorRT only: builder scratch memory
+    # int8 ONNX (effconv.export.int8): calibration and the accuracy check
+    calibration_images: int = 256
+    calibration_data: Path | None = None  # images folder or CIFAR-10 (default: --data, the run's data)
+    max_accuracy_drop: float = 1.0  # points of top-1 accuracy (or of disagreement without labels)
+    mean: tuple[float, ...] | None = None  # plain ONNX sources without effconv metadata, 0-1 scale
+    std: tuple[float, ...] | None = None
+    input_shape: tuple[int, ...] | None = None  # plain ONNX sources with symbolic image dimensions
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,7 @@ class ExportResult:
     parity: tuple[ParityResult, ...]  # ONNX Runtime, then TensorRT for engines
     metadata: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    int8: Any = None  # effconv.export.int8.Int8Check for int8 ONNX exports
 
     def to_dict(self) -> dict:
         return {
@@ -67,6 +77,7 @@ class ExportResult:
             "parity": [p.to_dict() for p in self.parity],
             "metadata": self.metadata,
             "seconds": self.seconds,
+            "int8_check": self.int8.to_dict() if self.int8 is not None else None,
         }
 
 
@@ -80,13 +91,13 @@ def validate(options: ExportOptions) -> None:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {options.format!r}")
     if options.precision not in PRECISIONS:
         raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, not {options.precision!r}")
-    if options.precision == "int8" and options.format != "tensorrt":
-        raise UsageError("--precision int8 needs --format tensorrt (ONNX files are written as fp32 or fp16)")
-    if options.batch < 1 or options.parity_images < 0 or options.external_data_threshold < 0:
+    if options.batch < 1 or (options.parity_images or 0) < 0 or options.external_data_threshold < 0:
         raise UsageError("--batch must be >= 1; --parity-images and --external-data-threshold >= 0")
     for flag, tol in (("--rtol", options.rtol), ("--atol", options.atol)):
         if tol is not None and not 0 <= tol < float("inf"):
             raise UsageError(f"{flag} must be a finite number >= 0, got {tol}")
+    if options.precision == "int8" and (options.calibration_images < 1 or not 0 <= options.max_accuracy_drop <= 100):
+        raise UsageError("--calibration-images must be >= 1 and --max-accuracy-drop between 0 and 100 points")
     if options.parity and options.parity_images == 0:
         raise UsageError("--parity-images 0 compares nothing (parity: not checked); give a count, or --no-parity")
     if options.format == "tensorrt":
@@ -103,6 +114,10 @@ def export_model(source: str | Path, out: str | Path | None = None,
 
     started = time.perf_counter()
     validate(options)
+    if Path(str(source)).suffix == ".onnx":  # any ONNX file: quantized without torch
+        from effconv.export.int8 import export_onnx_file
+
+        return export_onnx_file(Path(source), Path(out) if out is not None else None, options)
     if out is not None and not (Path(out).parent if str(Path(out).parent) else Path(".")).is_dir():
         raise UsageError("output folder does not exist", path=Path(out).parent)  # before any work
     src = load_source(source, seed=options.seed)
@@ -115,15 +130,50 @@ def export_model(source: str | Path, out: str | Path | None = None,
     meta = build_metadata(src, precision=onnx_precision,
                           io_fp16=onnx_precision == "fp16" and not options.keep_io_fp32)
     onnx_name = out.name if options.format == "onnx" else out.with_suffix(".onnx").name
+    int8 = onnx_precision == "int8"
     with staging_dir(folder) as stage:
-        staged, check, parity = _stage_checked(src, stage / onnx_name, stage / out.name, meta,
-                                               onnx_precision, options)
+        float_name = f"{Path(onnx_name).stem}.fp32.onnx" if int8 else onnx_name  # int8: the float file stays staged
+        # int8: the fp32 file's parity against PyTorch is a sanity check at the default count; the
+        # int8 check's images (--parity-images) are real test images run through ONNX Runtime only.
+        float_options = replace(options, parity_images=PARITY_IMAGES) if int8 else options
+        staged, check, parity = _stage_checked(src, stage / float_name, stage / out.name, meta,
+                                               "fp32" if int8 else onnx_precision, float_options)
+        int8_check = None
+        if int8:
+            staged, check, int8_check = _stage_int8(src, source, staged[-1], stage / onnx_name, meta, options)
         files = commit(staged, folder)
     return ExportResult(
         source=str(source), files=files, onnx_path=folder / onnx_name,
         engine_path=folder / out.name if options.format == "tensorrt" else None, check=check,
-        parity=tuple(parity), metadata=meta, seconds=time.perf_counter() - started,
+        parity=tuple(parity), metadata=meta, seconds=time.perf_counter() - started, int8=int8_check,
     )
+
+
+def _stage_int8(src, source, fp32_path: Path, int8_path: Path, meta, options):
+    """Quantize the staged fp32 file (effconv.export.int8); the int8 files replace it in the commit."""
+    from effconv.export.calibration import Preprocess
+    from effconv.export.int8 import stage_int8
+
+    if src.mean is None or src.std is None:
+        raise UsageError("int8 needs the model's normalization (mean/std), which this source does not record")
+    c, h, w = src.input_shape(1)[1:]
+    pre = Preprocess(c, h, w, tuple(src.mean), tuple(src.std))
+    files, int8_check = stage_int8(fp32_path, int8_path, pre, meta, options, data_for_run=_run_data(source),
+                                   classes=src.spec.num_classes)
+    return files, check_onnx(files[-1]), int8_check
+
+
+def _run_data(source) -> Path | None:
+    """The CIFAR-10 source a training run was trained on (its config.json), if it still exists."""
+    import json
+
+    path = Path(str(source))
+    folder = path if path.is_dir() else path.parent
+    try:
+        data = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("data_source")
+    except (OSError, ValueError):
+        return None
+    return Path(data) if data and Path(data).exists() else None
 
 
 def _stage_checked(src, onnx_path: Path, engine_path: Path, meta, onnx_precision: str, options):
@@ -134,7 +184,7 @@ def _stage_checked(src, onnx_path: Path, engine_path: Path, meta, onnx_precision
                         keep_io_fp32=options.keep_io_fp32,
                         external_data_threshold=options.external_data_threshold)
     check = check_onnx(staged[-1])
-    sets = parity_sets(src, options) if options.parity else []
+    sets = parity_sets(src, replace(options, parity_images=options.parity_images or PARITY_IMAGES)) if options.parity else []
     parity = []
     if options.parity:
         # --rtol/--atol are for the final artifact: with TensorRT the ONNX step keeps fp32 defaults.

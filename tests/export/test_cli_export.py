@@ -58,7 +58,7 @@ def test_parity_failure_exits_1_and_leaves_no_file(cli, tmp_path):
 
 @pytest.mark.parametrize("args, code, message", [
     (("no_such_spec",), 2, "no_such_spec"),
-    (("resnet20", "--precision", "int8"), 2, "needs --format tensorrt"),
+    (("resnet20", "--precision", "int8", "--calibration-data", "{tmp}"), 3, "no image files"),
     (("resnet20", "--format", "coreml"), 2, "--format 'coreml': unknown format; use one of onnx"),
     (("resnet20", "-o", "{tmp}/missing/m.onnx"), 2, "output folder does not exist"),
     (("resnet20", "-o", "{tmp}/afile/m.onnx"), 2, "output folder does not exist"),
