@@ -13,6 +13,7 @@ from effconv.errors import EffconvError, UsageError
 from effconv.latency.backends import best_backend, get_backend
 from effconv.latency.base import LatencyOptions, host_environment, time_runner
 from effconv.latency.layerwise import LayerwiseContext, measure_layers
+from effconv.latency.memory import PhaseMemory, reset_torch_cuda_peak, torch_cuda_peak
 from effconv.latency.report import LatencyReport, TypeLatency
 from effconv.latency.roofline import load_device_profile, roofline
 from effconv.latency.source import ModelInput
@@ -38,10 +39,16 @@ def build_runner(backend: str, model: ModelInput, options: LatencyOptions):
 def measure(model: ModelInput, options: LatencyOptions, profile=None) -> LatencyReport:
     backend = options.backend or best_backend(model.kind)
     options = replace(options, backend=backend)
+    phases = PhaseMemory()  # measured memory: session creation, then the timed run
+    reset_torch_cuda_peak(backend)
     runner = build_runner(backend, model, options)
     runner.prepare()
+    phases.mark("session")
     timing = time_runner(runner, options)  # the timed run: no instrumentation
-    env = {**host_environment(), **runner.environment(), "backend": backend, "precision": options.precision,
+    phases.mark("run")
+    memory = {**phases.to_dict(), **torch_cuda_peak(backend)}
+    env = {**host_environment(), **runner.environment(), "measured_memory": memory, "backend": backend,
+           "precision": options.precision,
            "batch": options.batch, "include_copies": options.include_copies, "cuda_graph": options.cuda_graph,
            "timer": timing.timer, "warmup_ms": options.warmup_ms, "warmup_iterations": timing.warmup_iterations}
     from effconv.latency.onnxgraph import load_onnx_graph

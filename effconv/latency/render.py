@@ -67,9 +67,34 @@ def latency_items(report) -> list:
              f"runtime: {env.get('runtime')}; threads: {env.get('intra_op_threads', '-')}; "
              f"copies included: {env.get('include_copies')}; CUDA graph: {env.get('cuda_graph')}"),
     ]
+    if env.get("inference_precision"):  # what the runtime really ran, beside what was asked for
+        kinds = ", ".join(f"{k} x{v}" for k, v in sorted((env.get("exec_types") or {}).items()))
+        items.append(Line(f"ran: inference precision {env['inference_precision']} (asked: {env.get('precision_requested')}); "
+                          f"streams: {env.get('streams')}; hint: {env.get('performance_hint')}; kernels: {kinds or '-'}"))
+    mem = _memory_line(report)
+    if mem:
+        items.append(Line(mem))
     if report.layerwise is not None:
         items += _type_items(report)
     return items + [Line(f"note: {note}", "yellow") for note in report.notes]
+
+
+def _memory_line(report) -> str | None:
+    """Measured memory beside the static estimate, each labelled with what it measures."""
+    m = report.environment.get("measured_memory") or {}
+    if not m.get("measured"):
+        return None
+    text = (f"measured memory: +{m['session_peak_growth_bytes'] / 1e6:.2f} MB creating the session, "
+            f"+{m['run_peak_growth_bytes'] / 1e6:.2f} MB running (peak resident-set growth: arena and workspace included)")
+    if "torch_cuda_max_allocated_bytes" in m:
+        text += f"; torch CUDA peak allocated {m['torch_cuda_max_allocated_bytes'] / 1e6:.2f} MB"
+    prof = getattr(report, "profile", None)
+    mem = getattr(prof, "memory", None)
+    if mem is not None:
+        weights = sum(prof.totals.weight_bytes.values())
+        text += (f"; static: parameters {weights / 1e6:.2f} MB, peak live activations {mem.peak_bytes / 1e6:.2f} MB "
+                 f"at batch {report.batch}")
+    return text
 
 
 def _type_items(report) -> list:
