@@ -113,3 +113,20 @@ def leaves(name: str, params: Mapping[str, Param], made_by: Mapping[str, onnx.No
         slots = DATA_SLOTS.get(node.op_type, range(len(node.input)))
         stack.extend(node.input[i] for i in slots if i < len(node.input) and node.input[i])
     return out
+
+
+# Which inputs of an op are parameters, and which kind. Any other float constant input is `other`.
+PARAM_ROLES: dict[str, dict[int, str]] = {
+    "Conv": {1: "weights", 2: "biases"},
+    "ConvTranspose": {1: "weights", 2: "biases"},
+    "Gemm": {0: "weights", 1: "weights", 2: "biases"},
+    "MatMul": {0: "weights", 1: "weights"},
+    "Einsum": {0: "weights", 1: "weights"},
+    "PRelu": {1: "weights"},
+    "Add": {0: "biases", 1: "biases"},
+    "Sub": {0: "biases", 1: "biases"},
+    "BatchNormalization": {1: "norm_params", 2: "norm_params", 3: "norm_params", 4: "norm_params"},
+    "InstanceNormalization": {1: "norm_params", 2: "norm_params"},
+    "LayerNormalization": {1: "norm_params", 2: "norm_params"},
+    "GroupNormalization": {1: "norm_params", 2: "norm_params"},
+}

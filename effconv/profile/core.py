@@ -16,11 +16,11 @@ from __future__ import annotations
 from collections import Counter
 
 from effconv.errors import InvalidInputError, UsageError
-from effconv.profile.consts import FLOAT_TYPES, dtype_name, leaves
+from effconv.profile.consts import FLOAT_TYPES, PARAM_ROLES, dtype_name, leaves
 from effconv.profile.costmodel import paper_notes
 from effconv.profile.einsum import EinsumError
 from effconv.profile.graph import SUBGRAPH_OPS, Graph
-from effconv.profile.handlers import HANDLERS, PARAM_ROLES, OpCost, ShapeMismatch, ShapeUnknown, zero
+from effconv.profile.handlers import HANDLERS, OpCost, ShapeMismatch, ShapeUnknown, zero
 from effconv.profile.layer_types import layer_type
 from effconv.profile.memory import activation_bytes, memory_profile
 from effconv.profile.model import (  # noqa: F401 (re-exported)

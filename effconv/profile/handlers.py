@@ -288,19 +288,3 @@ HANDLERS: dict[str, Handler] = {
     **{op: per_input(1) for op in REDUCTIONS.split()},
     **{op: zero for op in ZERO_COST.split()},
 }
-
-# Which inputs of an op are parameters, and which kind. Any other float constant input is `other`.
-PARAM_ROLES: dict[str, dict[int, str]] = {
-    "Conv": {1: "weights", 2: "biases"},
-    "ConvTranspose": {1: "weights", 2: "biases"},
-    "Gemm": {0: "weights", 1: "weights", 2: "biases"},
-    "MatMul": {0: "weights", 1: "weights"},
-    "Einsum": {0: "weights", 1: "weights"},
-    "PRelu": {1: "weights"},
-    "Add": {0: "biases", 1: "biases"},
-    "Sub": {0: "biases", 1: "biases"},
-    "BatchNormalization": {1: "norm_params", 2: "norm_params", 3: "norm_params", 4: "norm_params"},
-    "InstanceNormalization": {1: "norm_params", 2: "norm_params"},
-    "LayerNormalization": {1: "norm_params", 2: "norm_params"},
-    "GroupNormalization": {1: "norm_params", 2: "norm_params"},
-}
