@@ -82,6 +82,10 @@ CORPUS: dict[str, tuple[str, str, dict, int]] = {
     "yolos_tiny": ("YolosConfig", "YolosModel", dict(TINY_VIT, image_size=[224, 224]), 224),
     "dpt_tiny": ("DPTConfig", "DPTModel", dict(TINY_VIT, image_size=224, num_hidden_layers=4,
                                                backbone_out_indices=[0, 1, 2, 3]), 224),
+    "dpt_tiny_depth": ("DPTConfig", "DPTForDepthEstimation",  # neck: ConvTranspose reassembly, Resize fusion
+                       dict(TINY_VIT, image_size=224, num_hidden_layers=4, backbone_out_indices=[0, 1, 2, 3]), 224),
+    "segformer_b0_seg": ("SegformerConfig", "SegformerForSemanticSegmentation", {}, 224),  # all-MLP decoder
+    "yolos_tiny_detect": ("YolosConfig", "YolosForObjectDetection", dict(TINY_VIT, image_size=[224, 224]), 224),
     "swiftformer_xs": ("SwiftFormerConfig", "SwiftFormerForImageClassification", {}, 224),
     "hiera_base": ("HieraConfig", "HieraForImageClassification", dict(image_size=[224, 224]), 224),
     "dinat_mini": ("DinatConfig", "DinatForImageClassification", {}, 224),
