@@ -28,12 +28,42 @@ def _static(s) -> bool:
 
 
 def _pool(x, a: dict) -> tuple[int, ...]:
+    """[N, C, *spatial] of a pooling node. With ceil_mode, a window that would start in the end
+    padding is dropped: ONNX Runtime's rule (and PyTorch's, and ONNX shape inference's from opset
+    22; before 22 ONNX inference keeps that window, one more row or column than any runtime makes)."""
     kernel = a.get("kernel_shape") or [1] * (len(x) - 2)
-    strides = a.get("strides") or [1] * len(kernel)
-    pads = a.get("pads") or [0] * 2 * len(kernel)
-    rnd = np.ceil if a.get("ceil_mode", 0) else np.floor
-    out = [int(rnd((x[2 + i] + pads[i] + pads[i + len(kernel)] - k) / strides[i])) + 1 for i, k in enumerate(kernel)]
+    r = len(kernel)
+    strides = a.get("strides") or [1] * r
+    pads = a.get("pads") or [0] * 2 * r
+    dil = a.get("dilations") or [1] * r
+    out = []
+    for i, k in enumerate(kernel):
+        span = x[2 + i] + pads[i] + pads[i + r] - (k - 1) * dil[i] - 1
+        n = (-(-span // strides[i]) if a.get("ceil_mode", 0) else span // strides[i]) + 1
+        if a.get("ceil_mode", 0) and (n - 1) * strides[i] >= x[2 + i] + pads[i]:
+            n -= 1
+        out.append(n)
     return (x[0], x[1], *out)
+
+
+CEIL_POOLS = frozenset({"MaxPool", "AveragePool", "LpPool"})
+
+
+def ceil_pool_output(node: onnx.NodeProto, shapes: Mapping[str, tuple]) -> tuple[int, ...] | None:
+    """The output shape of a standard pool with ceil_mode=1 (explicit pads) by the rule above;
+    None for any other node or an input shape that is not static."""
+    if node.op_type not in CEIL_POOLS or node.domain not in ("", "ai.onnx") or not node.input:
+        return None
+    a = _attrs(node)
+    x = shapes.get(node.input[0])
+    auto = a.get("auto_pad", "NOTSET")
+    if not a.get("ceil_mode", 0) or auto not in ("NOTSET", b"NOTSET", "") or not _static(x) or len(x) < 3:
+        return None
+    try:
+        dims = _pool(x, a)
+    except (TypeError, IndexError, ZeroDivisionError):
+        return None
+    return dims if _static(dims) else None
 
 
 def _shape_of(node: onnx.NodeProto, shape, graph_shapes) -> tuple[int, ...] | None:

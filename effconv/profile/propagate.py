@@ -20,7 +20,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from effconv.profile.fold import Folder
-from effconv.profile.msshapes import MS, ms_output
+from effconv.profile.msshapes import MS, ceil_pool_output, ms_output
 
 SUBGRAPH = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
 
@@ -42,24 +42,51 @@ class Propagator:
         self._data: dict[str, TensorProto] = {}
 
     def run(self, nodes) -> None:
+        stale: set[str] = set()  # tensors whole-graph inference got wrong, and all computed from them
+        initial = {name for name, shape in self.shapes.items() if _static(shape)}  # whole-graph inference's
         for node in nodes:
             outs = self.folder.fold_node(node, self.shapes)
+            reads_stale = bool(stale) and any(i in stale for i in node.input)
             if outs is not None:
                 for name, value in zip(node.output, outs):
                     if name:
                         self.shapes[name] = tuple(int(d) for d in value.shape)
                         self.elems[name] = helper.np_dtype_to_tensor_dtype(value.dtype)
                         self.types.pop(name, None)  # rebuilt from shapes/elems when a reader needs it
+                        if reads_stale:
+                            stale.add(name)
                 continue
-            if all(_static(self.shapes.get(o)) for o in node.output if o):
+            pool = ceil_pool_output(node, self.shapes)
+            if pool is not None and node.output and pool != self.shapes.get(node.output[0]):
+                # ONNX inference before opset 22 keeps a last window in the padding (see msshapes)
+                self.shapes[node.output[0]] = pool
+                self.types.pop(node.output[0], None)
+                stale.add(node.output[0])
                 continue
-            if node.domain == MS:
-                found = ms_output(node, self.shapes, self.elems)
-                if found is not None:
-                    self.shapes[node.output[0]], self.elems[node.output[0]] = found
-                    self.types.pop(node.output[0], None)
-            elif not any(a.type in SUBGRAPH for a in node.attribute):
-                self._infer(node)
+            if reads_stale:  # infer again from the corrected inputs: forget what inference said
+                for o in node.output:
+                    self.shapes.pop(o, None)
+                    self.types.pop(o, None)
+                stale.update(o for o in node.output if o)
+            elif all(_static(self.shapes.get(o)) for o in node.output if o):
+                if all(i in initial for i in node.input if i):
+                    continue
+                # static outputs although an input was only resolved in this walk: the file declared
+                # them. A shape the node computes from its inputs wins over a declared one.
+                before = {o: self.shapes.get(o) for o in node.output if o}
+                self._infer_one(node, override=True)
+                stale.update(o for o, shape in before.items() if self.shapes.get(o) != shape)
+                continue
+            self._infer_one(node)
+
+    def _infer_one(self, node: onnx.NodeProto, override: bool = False) -> None:
+        if node.domain == MS:
+            found = ms_output(node, self.shapes, self.elems)
+            if found is not None:
+                self.shapes[node.output[0]], self.elems[node.output[0]] = found
+                self.types.pop(node.output[0], None)
+        elif not any(a.type in SUBGRAPH for a in node.attribute):
+            self._infer(node, override)
 
     def _schema(self, node: onnx.NodeProto) -> onnx.defs.OpSchema | None:
         domain = "" if node.domain == "ai.onnx" else node.domain
@@ -79,7 +106,7 @@ class Propagator:
             t = self.types[name] = helper.make_tensor_type_proto(self.elems[name], dims)
         return t
 
-    def _infer(self, node: onnx.NodeProto) -> None:
+    def _infer(self, node: onnx.NodeProto, override: bool = False) -> None:
         schema = self._schema(node)
         if schema is None:
             return
@@ -101,7 +128,7 @@ class Propagator:
             return  # inconsistent inputs: the node stays unknown and the profile says so
         for name, t in outs.items():
             dims = _dims(t)
-            if dims is not None and _more_static(dims, self.shapes.get(name)):
+            if dims is not None and (_more_static(dims, self.shapes.get(name)) or override and _static(dims)):
                 self.shapes[name], self.elems[name], self.types[name] = dims, t.tensor_type.elem_type, t
 
     def _tensor(self, name: str) -> TensorProto:

@@ -650,10 +650,131 @@ def einsum(r: random.Random, c: Case) -> None:
     c.output(c.one("Einsum", *ins, equation=eq))
 
 
+# com.microsoft and other ops whose shapes effconv infers itself -----------------------------------
+MS = "com.microsoft"
+
+
+def ms_ops(r: random.Random, c: Case) -> None:
+    """An ONNX Runtime contrib op (QOperator element-wise, Fused*, QGemm, Gelu, SkipLayerNorm)
+    between two convolutions: effconv.profile.msshapes must carry the shape to the second one."""
+    c.ms, c.opset = True, max(c.opset, 13)
+    ch = r.choice((1, 2, 4))
+    shape = [1, ch, r.randint(2, 6), r.randint(2, 6)]
+    x = c.input(shape)
+    op = r.choice(("QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "QLinearConcat", "QLinearSigmoid",
+                   "QLinearLeakyRelu", "QLinearAveragePool", "FusedConv", "FusedMatMul", "FusedGemm", "QGemm",
+                   "Gelu", "FastGelu", "BiasGelu", "SkipLayerNormalization"))
+    c.tags.append(f"ms_{op}")
+    u8 = np.uint8
+    if op.startswith("QLinear"):
+        s, z = _qparams(r, c, u8)
+        q = c.one("QuantizeLinear", x, s, z)
+        if op in ("QLinearAdd", "QLinearMul"):
+            other = c.const(np.ones(r.choice(([ch, 1, 1], shape, [1], [shape[-1]])), u8), dtype=u8, stem="qb")
+            y = c.one(op, q, s, z, other, s, z, s, z, domain=MS)
+        elif op == "QLinearConcat":
+            y = c.one(op, s, z, q, s, z, q, s, z, domain=MS, axis=r.choice((1, 2, 3, -1)))
+        elif op == "QLinearAveragePool":
+            y = c.one(op, q, s, z, s, z, domain=MS, kernel_shape=[2, 2] if min(shape[2:]) >= 2 else [1, 1],
+                      strides=[r.choice((1, 2))] * 2, **({"ceil_mode": 1} if r.random() < 0.3 else {}))
+        elif op == "QLinearGlobalAveragePool":
+            y = c.one(op, q, s, z, s, z, domain=MS, channels_last=0)
+        else:
+            y = c.one(op, q, s, z, s, z, domain=MS)
+        y = c.one("DequantizeLinear", y, s, z)
+    elif op == "FusedConv":
+        y, out = conv(r, c, x, shape)
+        ch = out[1]
+        n = c.nodes[-1]
+        n.domain = MS
+        n.op_type = "FusedConv"
+        n.attribute.append(helper.make_attribute("activation", r.choice(("Relu", "Sigmoid", "Tanh"))))
+    elif op in ("FusedMatMul", "FusedGemm", "QGemm"):
+        flat = c.one("Flatten", x, axis=1)
+        k, n_out = ch * shape[2] * shape[3], r.randint(1, 6)
+        tb = r.random() < 0.5
+        if op == "QGemm":
+            s, z = _qparams(r, c, u8)
+            q = c.one("QuantizeLinear", flat, s, z)
+            w = c.const(np.ones([n_out, k] if tb else [k, n_out], u8), dtype=u8, stem="qw")
+            y = c.one("QGemm", q, s, z, w, s, z, "", s, z, domain=MS, transB=int(tb))
+            y = c.one("DequantizeLinear", y, s, z)
+        else:
+            w = c.const(_w(r, *([n_out, k] if tb else [k, n_out])), stem="w")
+            y = c.one(op, flat, w, domain=MS, transB=int(tb), **({"alpha": 0.5} if r.random() < 0.3 else {}))
+        y = c.one("Reshape", y, c.const([1, n_out, 1, 1]))
+        ch = n_out
+    elif op == "SkipLayerNormalization":
+        hidden = shape[-1]
+        flat = c.one("Reshape", x, c.const([1, -1, hidden]))
+        y = c.one(op, flat, flat, c.const(np.ones(hidden, np.float32)), c.const(np.zeros(hidden, np.float32)),
+                  domain=MS)
+        y = c.one("Reshape", y, c.const(shape))
+    else:
+        ins = [x] + ([c.const(np.zeros(shape[-1], np.float32))] if op in ("BiasGelu", "FastGelu") else [])
+        y = c.one(op, *ins, domain=MS)
+    c.output(c.one("Conv", y, c.const(_w(r, 2, ch, 1, 1), stem="w2")))
+
+
+def misc_ops(r: random.Random, c: Case) -> None:
+    """Normalizations, pooling with ceil_mode/pads, Softmax, DepthToSpace, Transpose, LRN before a Conv."""
+    ch = r.choice((2, 4, 8))
+    shape = [r.choice((1, 2)), ch, r.randint(2, 7), r.randint(2, 7)]
+    x = c.input(shape)
+    op = r.choice(("LayerNormalization", "InstanceNormalization", "GroupNormalization", "LRN", "MaxPool",
+                   "AveragePool", "LpPool", "Softmax", "DepthToSpace", "SpaceToDepth", "Transpose", "PRelu",
+                   "GlobalLpPool", "Dropout"))
+    c.tags.append(f"misc_{op}")
+    if op == "LayerNormalization" and c.opset >= 17:
+        y = c.one(op, x, c.const(np.ones(shape[-1], np.float32)), axis=-1)
+    elif op == "InstanceNormalization":
+        y = c.one(op, x, c.const(np.ones(ch, np.float32)), c.const(np.zeros(ch, np.float32)))
+    elif op == "GroupNormalization" and c.opset >= 18:
+        n = 2 if c.opset >= 21 else ch // 2 * 0 + 2
+        sc = ch if c.opset >= 21 else n
+        y = c.one(op, x, c.const(np.ones(sc, np.float32)), c.const(np.zeros(sc, np.float32)), num_groups=2)
+    elif op == "LRN":
+        y = c.one(op, x, size=r.choice((1, 3, 5)))
+    elif op in ("MaxPool", "AveragePool", "LpPool"):
+        k = [r.randint(1, min(3, d)) for d in shape[2:]]
+        attrs = {"kernel_shape": k, "strides": [r.choice((1, 2))] * 2}
+        if r.random() < 0.5:
+            attrs["pads"] = [r.randint(0, kk - 1) for kk in k] * 2
+        if op != "LpPool" and c.opset >= 10 and r.random() < 0.4:
+            attrs["ceil_mode"] = 1
+        if op == "MaxPool" and c.opset >= 10 and r.random() < 0.3:
+            attrs["dilations"] = [1, 1]
+        y = c.one(op, x, **attrs)
+    elif op == "Softmax":
+        y = c.one(op, x, axis=r.choice((1, -1)))
+    elif op in ("DepthToSpace", "SpaceToDepth"):
+        if op == "DepthToSpace":
+            y = c.one(op, x, blocksize=2)
+            ch //= 4
+            if ch == 0:
+                c.output(y)
+                return
+        elif shape[2] % 2 == 0 and shape[3] % 2 == 0:
+            y = c.one(op, x, blocksize=2)
+            ch *= 4
+        else:
+            y = x
+    elif op == "Transpose":
+        y = c.one(op, x, perm=[0, 1, 3, 2])
+    elif op == "PRelu":
+        y = c.one(op, x, c.const(np.full((ch, 1, 1), 0.1, np.float32)))
+    elif op == "GlobalLpPool":
+        y = c.one(op, x)
+    else:
+        y = c.one("Dropout", x)
+    c.output(c.one("Conv", y, c.const(_w(r, 2, ch, 1, 1), stem="w2")))
+
+
 BUILDERS = {
     "conv_chain": (conv_chain, 5), "matmul_gemm": (matmul_gemm, 3), "shape_arith": (shape_arith, 4),
     "deep_shape_chain": (deep_shape_chain, 1), "opset_variants": (opset_variants, 4), "blowup": (blowup, 2),
     "subgraphs": (subgraphs, 2), "qdq": (qdq, 2), "qoperator": (qoperator, 2), "einsum": (einsum, 3),
+    "ms_ops": (ms_ops, 2), "misc_ops": (misc_ops, 2),
     "corpus": (None, 2),
 }
 

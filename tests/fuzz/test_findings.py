@@ -59,3 +59,66 @@ def test_a_type_the_op_does_not_take_leaves_the_node_unknown(tmp_path, opset):
     prof = profile_onnx(_save(tmp_path, nodes, [x], [y], inits, opset), batch=1)
     conv = next(lc for lc in prof.layers if lc.op_type == "Conv")
     assert conv.mult_adds == 1 * 2 * 4 * 4 * 2 and conv.output_shape == (1, 2, 4, 4)
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+@pytest.mark.parametrize("opset", [10, 17, 21, 22])
+def test_ceil_mode_pool_drops_a_window_that_starts_in_the_padding(tmp_path, op, opset):
+    """Structured fuzz (misc_ops, MaxPool): kernel [3, 1], strides 2, ceil_mode on a 3x4 input.
+    ONNX shape inference before opset 22 says 1x3 (it keeps a last column window that starts past
+    the input), ONNX Runtime, PyTorch and onnx.reference make 1x2, so the profile gave the next Conv
+    3 columns where ONNX Runtime computes 2. Now the pool's shape follows the runtime rule and the
+    nodes below are inferred again from it."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 3, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * 4)
+    nodes = [helper.make_node(op, ["x"], ["p"], ceil_mode=1, kernel_shape=[3, 1], strides=[2, 2]),
+             helper.make_node("Conv", ["p", "w"], ["c"]),
+             helper.make_node("Shape", ["c"], ["s"]),
+             helper.make_node("Reshape", ["c", "s"], ["y"])]  # a folded shape of the corrected tensor
+    w = numpy_helper.from_array(np.ones((2, 8, 1, 1), np.float32), "w")
+    m = helper.make_model(helper.make_graph(nodes, "g", [x], [y], [w]), opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    plain = m.SerializeToString()
+    m = onnx.shape_inference.infer_shapes(m)  # the file declares what ONNX infers (as exporters write it)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(m.SerializeToString())
+    prof = profile_onnx(path)
+    shapes = {lc.op_type: lc.output_shape for lc in prof.layers}
+    assert shapes[op] == (1, 8, 1, 2) and shapes["Conv"] == (1, 2, 1, 2) and shapes["Reshape"] == (1, 2, 1, 2)
+    assert next(lc for lc in prof.layers if lc.op_type == "Conv").mult_adds == 1 * 2 * 1 * 2 * 8
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # its folding trusts ONNX's shapes
+    sess = ort.InferenceSession(plain, so, providers=["CPUExecutionProvider"])
+    assert sess.run(None, {"x": np.zeros((1, 8, 3, 4), np.float32)})[0].shape == (1, 2, 1, 2)
+
+
+def test_ceil_mode_qlinear_average_pool_uses_the_runtime_rule():
+    from effconv.profile.msshapes import _pool
+
+    assert _pool((1, 8, 3, 4), {"kernel_shape": [3, 1], "strides": [2, 2], "ceil_mode": 1}) == (1, 8, 1, 2)
+    assert _pool((1, 1, 5, 5), {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1}) == (1, 1, 3, 3)
+    assert _pool((1, 1, 5, 5), {"kernel_shape": [2, 2], "strides": [2, 2]}) == (1, 1, 2, 2)
+    assert _pool((1, 1, 5, 5), {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "strides": [2, 2], "ceil_mode": 1}) \
+        == (1, 1, 3, 3)
+
+
+def test_a_shape_the_node_computes_wins_over_a_declared_one(tmp_path):
+    """Structured fuzz, seed 2, input 1439 (corpus shape_chain.onnx, Conv swapped for ConvTranspose):
+    the file declares y [1, 2, 5, 5], the ConvTranspose's input is padded by a folded Concat, so
+    whole-graph inference cannot compute y and keeps the declaration; the profile reported
+    [1, 2, 5, 5] where ONNX Runtime makes [1, 2, 9, 9]. Now the walk infers a node whose inputs it
+    resolved itself even when its outputs are declared, and its own shape wins."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 5, 5])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 5, 5])
+    nodes = [
+        helper.make_node("ConstantOfShape", ["k"], ["zeros"], value=helper.make_tensor("v", TensorProto.INT64, [1], [0])),
+        helper.make_node("Concat", ["zeros", "hw", "zeros", "hw"], ["pads"], axis=0),
+        helper.make_node("Pad", ["x", "pads"], ["p"]),
+        helper.make_node("ConvTranspose", ["p", "w"], ["y"]),
+    ]
+    inits = [_i64("k", [2]), _i64("hw", [1, 1]), numpy_helper.from_array(np.ones((2, 2, 3, 3), np.float32), "w")]
+    prof = profile_onnx(_save(tmp_path, nodes, [x], [y], inits, 17))
+    ct = next(lc for lc in prof.layers if lc.op_type == "ConvTranspose")
+    assert ct.output_shape == (1, 2, 9, 9) and ct.mult_adds == 1 * 2 * 7 * 7 * 2 * 3 * 3
