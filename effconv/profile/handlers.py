@@ -188,6 +188,27 @@ def matmul(node: onnx.NodeProto, g: Graph) -> OpCost:
     return matmul_cost(node, g)
 
 
+def attention(node: onnx.NodeProto, g: Graph) -> OpCost:
+    """ONNX Attention (opset 23): Q K^T and the weights times V, B*Hq*Sq*Skv*(D + Dv); K and V heads
+    broadcast to Q's (grouped-query). 3-D inputs [B, S, H*D] name their heads in q_num_heads /
+    kv_num_heads; past keys and values (inputs 4, 5) lengthen Skv."""
+    q, k, v = (_shape(g, node.input[i]) for i in range(3))
+    at = _attrs(node)
+    if len(q) == 3:
+        hq, hkv = at.get("q_num_heads", 0), at.get("kv_num_heads", 0)
+        if not hq or not hkv:
+            raise ShapeUnknown(node.input[0])
+        b, sq, d = q[0], q[1], q[2] // hq
+        skv, dv = k[1], v[2] // hkv
+    else:
+        b, hq, sq, d = q
+        skv, dv = k[2], v[3]
+    if _has(node, 4):
+        skv += _shape(g, node.input[4])[-2]
+    out = (b, sq, hq * dv) if len(q) == 3 else (b, hq, sq, dv)
+    return OpCost(b * hq * sq * skv * (d + dv), 3 * b * hq * sq * skv, out)
+
+
 def einsum(node: onnx.NodeProto, g: Graph) -> OpCost:
     """The matrix product it is: each pairwise contraction (left to right) costs the product of the
     sizes of every index it touches; a one-operand Einsum (sum, transpose) is 0 (`all`: 1 per input)."""
@@ -260,7 +281,8 @@ REDUCTIONS = (
 ZERO_COST = (
     "Reshape Flatten Transpose Squeeze Unsqueeze Concat Split Slice Gather GatherElements GatherND "
     "Shape Size Constant ConstantOfShape Identity Cast CastLike Dropout Pad Expand Tile Range "
-    "DepthToSpace SpaceToDepth NonZero ScatterND ScatterElements Trilu EyeLike TopK"
+    "DepthToSpace SpaceToDepth NonZero ScatterND ScatterElements Trilu EyeLike TopK "
+    "RandomNormal RandomUniform RandomNormalLike RandomUniformLike Bernoulli Multinomial"
 )
 
 HANDLERS: dict[str, Handler] = {
@@ -269,6 +291,7 @@ HANDLERS: dict[str, Handler] = {
     "Gemm": gemm,
     "MatMul": matmul,
     "Einsum": einsum,
+    "Attention": attention,
     "BatchNormalization": per_output(1),  # inference: one fused scale-and-shift per element
     "InstanceNormalization": per_input(3),  # mean, variance, fused normalize-affine per element
     "LayerNormalization": per_input(3),
