@@ -169,14 +169,15 @@ SHARED: dict[str, Constraint] = {
     "--mem-limit-mb": Num(0, 2**40, meaning="0: no limit"), "--timeout-s": Num(0, 7 * 86400, meaning="0: no limit"),
     "--data": PathC("in_any"), "--input-shape": Shapes(), "--top": Num(0, 1_000_000, meaning="0: all"),
     "--convention": Choice(_fixed("paper", "all"), "convention"),
+    "--ov-device": Choice(_fixed("CPU", "GPU", "NPU"), "OpenVINO device"),  # present or not: the runner says
 }
 
 # Where a flag means something else in one command ------------------------------------------------
 BY_COMMAND: dict[tuple[str, str], Constraint] = {
     ("profile", "source"): ModelRef("ONNX file or spec .toml", missing_exit=3),
-    ("profile", "--precision"): Choice(_fixed("fp32", "fp16"), "precision"),
+    ("profile", "--precision"): Choice(_fixed("fp32", "fp16", "bf16"), "precision"),
     ("latency", "model"): ModelRef("ONNX file, spec .toml or run folder"),
-    ("latency", "--precision"): Choice(_fixed("fp32", "fp16"), "precision"),
+    ("latency", "--precision"): Choice(_fixed("fp32", "fp16", "bf16"), "precision"),
     ("cost", "f"): Num(1, 1_000_000), ("cost", "n"): Num(1, 1_000_000),
     ("cost", "m"): Num(1, 1_000_000), ("cost", "k"): Num(1, 10_000),
     ("export", "source"): ModelRef("run folder, checkpoint, spec .toml or ONNX file"),

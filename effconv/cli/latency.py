@@ -12,7 +12,8 @@ import typer
 from effconv.cli.app import JsonOut, Quiet, app, console
 from effconv.cli.options import (
     Backend, Batch, BudgetMs, CudaGraph, DeviceProfile, DurationS, IncludeCopies, Isolate, Iterations, LatencyPlot,
-    MemLimitMb, PerLayer, Precision, Threads, TimeoutS, TorchMode, WarmupMs, latency_options, sandbox_limits,
+    MemLimitMb, OvDevice, PerLayer, Precision, Threads, TimeoutS, TorchMode, WarmupMs, latency_options,
+    sandbox_limits,
 )
 from effconv.io import write_text
 from effconv.sandbox.limits import DEFAULT_MEM_LIMIT_MB, DEFAULT_TIMEOUT_S
@@ -104,6 +105,7 @@ def latency_cmd(
     cuda_graph: CudaGraph = False,
     torch_mode: TorchMode = "eager",
     per_layer: PerLayer = "auto",
+    ov_device: OvDevice = None,
     device_profile: DeviceProfile = None,
     budget_ms: BudgetMs = None,
     json_out: JsonOut = None,
@@ -127,6 +129,7 @@ def latency_cmd(
         batch, backend=backend, precision=precision, warmup_ms=warmup_ms, duration_s=duration_s,
         iterations=iterations, include_copies=include_copies, cuda_graph=cuda_graph, per_layer=per_layer,
         device_profile=device_profile, threads=threads, torch_mode=torch_mode, budget_ms=budget_ms,
+        ov_device=ov_device,
     )
     report = measure_model(model, options, isolate=isolate, limits=sandbox_limits(mem_limit_mb, timeout_s))
     if not quiet:

@@ -21,7 +21,13 @@ Backend = Annotated[
     Optional[str],
     typer.Option("--backend", rich_help_panel="Latency", help=backend_help()),
 ]
-Precision = Annotated[str, typer.Option("--precision", rich_help_panel="Latency", help="fp32 or fp16 (fp16 on CUDA backends).")]
+Precision = Annotated[str, typer.Option("--precision", rich_help_panel="Latency",
+                                        help="fp32, fp16 (CUDA backends) or bf16 (openvino, where the CPU has it); fp32 is "
+                                             "forced, never left to the runtime (OpenVINO would run bf16).")]
+OvDevice = Annotated[
+    Optional[str], typer.Option("--ov-device", rich_help_panel="Latency",
+                                help="OpenVINO device for --backend openvino: CPU (default), GPU or NPU when present.")
+]
 WarmupMs = Annotated[float, typer.Option("--warmup-ms", min=0, rich_help_panel="Latency", help="Warm-up length (ms).")]
 DurationS = Annotated[float, typer.Option("--duration-s", min=0, rich_help_panel="Latency", help="Minimum timed duration (s); the per-layer run takes as long.")]
 Iterations = Annotated[int, typer.Option("--iterations", min=1, rich_help_panel="Latency", help="Minimum timed iterations.")]

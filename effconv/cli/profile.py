@@ -12,7 +12,8 @@ import typer
 from effconv.cli.app import CsvOut, JsonOut, Quiet, app, console, stage
 from effconv.cli.options import (
     Backend, Batch, BudgetMs, CudaGraph, DeviceProfile, DurationS, IncludeCopies, Isolate, Iterations, LatencyPlot,
-    MemLimitMb, PerLayer, Precision, Threads, TimeoutS, TorchMode, WarmupMs, latency_options, sandbox_limits,
+    MemLimitMb, OvDevice, PerLayer, Precision, Threads, TimeoutS, TorchMode, WarmupMs, latency_options,
+    sandbox_limits,
 )
 from effconv.errors import CheckFailedError, UsageError
 from effconv.sandbox.limits import DEFAULT_MEM_LIMIT_MB, DEFAULT_TIMEOUT_S, Limits
@@ -94,6 +95,7 @@ def profile_cmd(
     cuda_graph: CudaGraph = False,
     torch_mode: TorchMode = "eager",
     per_layer: PerLayer = "auto",
+    ov_device: OvDevice = None,
     device_profile: DeviceProfile = None,
     budget_ms: BudgetMs = None,
     latency_plot: LatencyPlot = None,
@@ -123,6 +125,7 @@ def profile_cmd(
             batch, backend=backend, precision=precision, warmup_ms=warmup_ms, duration_s=duration_s,
             iterations=iterations, include_copies=include_copies, cuda_graph=cuda_graph, per_layer=per_layer,
             device_profile=device_profile, threads=threads, torch_mode=torch_mode, budget_ms=budget_ms,
+            ov_device=ov_device,
         )
     elif budget_ms is not None or latency_plot is not None:
         raise UsageError("--budget-ms and --latency-plot need the latency run; drop --no-latency")

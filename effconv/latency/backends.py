@@ -41,6 +41,7 @@ class Backend(NamedTuple):
     description: str  # the help line
     per_layer: str = ISOLATE  # the method `--per-layer auto` runs (a effconv.latency.layerwise.METHODS key)
     extra: str | None = None  # the pip extra that installs the runtime (`pip install 'effconv[EXTRA]'`)
+    precisions: tuple[str, ...] = ("fp32", "fp16")  # the --precision values it runs (fp16: CUDA backends)
 
     def make(self, *args: Any) -> Any:
         """The runner for these factory arguments (see `kind`)."""
@@ -80,6 +81,14 @@ def best_backend(kind: str = "onnx") -> str:
         if BACKENDS[name].probe().available:
             return name
     raise UsageError(f"no {kind} backend is available; run `effconv backends` to see why")
+
+
+def check_precision(name: str, precision: str) -> None:
+    """UsageError when backend `name` cannot run `precision` (bf16 elsewhere would time fp32)."""
+    backend = get_backend(name)
+    if precision not in backend.precisions:
+        raise UsageError(f"--precision {precision} is not available on --backend {name} "
+                         f"(it runs {', '.join(backend.precisions)})")
 
 
 def method_backends(method: str) -> tuple[str, ...]:
@@ -164,6 +173,21 @@ def _torch_probe(cuda: bool) -> Callable[[], Availability]:
     return probe
 
 
+def probe_openvino() -> Availability:
+    version = _version("openvino")
+    if version is None:
+        return Availability(False, None, "openvino is not installed" + install_hint("openvino"))
+    try:
+        import openvino
+
+        devices = list(openvino.Core().available_devices)
+    except Exception as exc:  # noqa: BLE001 - a broken install is reported, not raised
+        return Availability(False, version, f"openvino does not start: {str(exc).splitlines()[0][:120]}")
+    if not devices:
+        return Availability(False, version, "openvino sees no device")
+    return Availability(True, f"{version} ({', '.join(devices)})")
+
+
 ort_cpu_probe = _ort_probe("CPUExecutionProvider", needs_gpu=False)
 ort_cuda_probe = _ort_probe("CUDAExecutionProvider", needs_gpu=True)
 ort_tensorrt_probe = _ort_probe("TensorrtExecutionProvider", needs_gpu=True)
@@ -173,7 +197,7 @@ torch_cuda_probe = _torch_probe(cuda=True)
 
 # The registry ---------------------------------------------------------------------------------------
 register(Backend("ort-cpu", "onnx", "cpu", "effconv.latency.ort:ort_cpu", ort_cpu_probe,
-                 "ONNX Runtime, CPU execution provider", per_layer="ort-profiler"))
+                 "ONNX Runtime, CPU execution provider", per_layer="ort-profiler", precisions=("fp32",)))
 register(Backend("ort-cuda", "onnx", "cuda", "effconv.latency.ort:ort_cuda", ort_cuda_probe,
                  "ONNX Runtime, CUDA execution provider", extra="gpu"))
 register(Backend("ort-tensorrt", "onnx", "cuda", "effconv.latency.ort:ort_tensorrt", ort_tensorrt_probe,
@@ -181,9 +205,12 @@ register(Backend("ort-tensorrt", "onnx", "cuda", "effconv.latency.ort:ort_tensor
 register(Backend("tensorrt", "onnx", "cuda", "effconv.latency.tensorrt:tensorrt_runner", probe_tensorrt,
                  "TensorRT engine built from the ONNX file", per_layer="tensorrt-profiler", extra="tensorrt"))
 register(Backend("torch-cpu", "torch", "cpu", "effconv.latency.torch:torch_cpu", torch_cpu_probe,
-                 "PyTorch on the CPU (eager or compiled)", per_layer="torch-profiler"))
+                 "PyTorch on the CPU (eager or compiled)", per_layer="torch-profiler", precisions=("fp32",)))
 register(Backend("torch-cuda", "torch", "cuda", "effconv.latency.torch:torch_cuda", torch_cuda_probe,
                  "PyTorch on CUDA (eager, compiled or CUDA graph)", per_layer="torch-profiler"))
+register(Backend("openvino", "onnx", "cpu", "effconv.latency.openvino:openvino_runner", probe_openvino,
+                 "OpenVINO, latency hint (--ov-device CPU, or GPU/NPU when present)", per_layer="openvino-profiler",
+                 extra="openvino", precisions=("fp32", "bf16")))
 
 # Preference order when --backend is not given, per kind of model.
 PREFERENCE = {"onnx": ("tensorrt", "ort-tensorrt", "ort-cuda", "ort-cpu"), "torch": ("torch-cuda", "torch-cpu")}

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 from effconv.errors import UsageError
 
 CV_WARN = 0.10  # coefficient of variation above which a result is flagged as noisy
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "bf16")  # each backend runs those its descriptor lists (latency.backends)
+OV_DEVICES = ("CPU", "GPU", "NPU")  # OpenVINO devices --ov-device accepts (each must be present to run)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class LatencyOptions:
     threads: int | None = None  # intra-op threads for CPU backends; None: the runtime's default
     torch_mode: str = "eager"  # eager | compile (torch backends)
     budget_ms: float | None = None
+    ov_device: str | None = None  # the OpenVINO device (--backend openvino); None: CPU
 
     def __post_init__(self) -> None:
         if self.batch < 1:
@@ -62,6 +64,15 @@ class LatencyOptions:
             if get_backend(self.backend).device == "cpu":
                 raise UsageError(f"--precision fp16 needs a CUDA backend, not --backend {self.backend} "
                                  "(CPU fp16 kernels are not representative)")
+        if self.backend is not None:
+            from effconv.latency.backends import check_precision
+
+            check_precision(self.backend, self.precision)
+        if self.ov_device is not None:
+            if self.ov_device not in OV_DEVICES:
+                raise UsageError(f"--ov-device must be one of {', '.join(OV_DEVICES)}, got {self.ov_device!r}")
+            if self.backend not in (None, "openvino"):
+                raise UsageError(f"--ov-device applies to --backend openvino, not {self.backend}")
 
 
 class Timer(Protocol):

@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from effconv.errors import EffconvError, UsageError
-from effconv.latency.backends import best_backend, get_backend
+from effconv.latency.backends import best_backend, check_precision, get_backend
 from effconv.latency.base import LatencyOptions, host_environment, time_runner
 from effconv.latency.layerwise import LayerwiseContext, measure_layers
 from effconv.latency.memory import PhaseMemory, reset_torch_cuda_peak, torch_cuda_peak
@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # onnx is imported where a measurement runs
 
 def build_runner(backend: str, model: ModelInput, options: LatencyOptions):
     spec = get_backend(backend)
+    check_precision(backend, options.precision)  # a backend chosen here (no --backend) too
     avail = spec.probe()  # a missing runtime or GPU is a usage error with its hint, not a crash
     if not avail.available:
         raise UsageError(f"--backend {backend} is not available here: {avail.reason}; see `effconv backends`")

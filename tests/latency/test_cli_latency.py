@@ -37,7 +37,8 @@ def test_backends_json(cli):
     res = cli("backends", "--json")
     assert res.code == 0
     rows = {r["name"]: r for r in json.loads(res.stdout)}
-    assert set(rows) == {"ort-cpu", "ort-cuda", "ort-tensorrt", "tensorrt", "torch-cpu", "torch-cuda"}
+    assert set(rows) == {"ort-cpu", "ort-cuda", "ort-tensorrt", "tensorrt", "torch-cpu", "torch-cuda", "openvino"}
+    assert rows["openvino"]["per_layer"] == "openvino-profiler" and rows["openvino"]["extra"] == "openvino"
     assert rows["ort-cpu"]["available"] is True
     assert all(r["available"] or r["reason"] for r in rows.values())
 

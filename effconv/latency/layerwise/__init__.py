@@ -8,6 +8,9 @@ Methods (METHODS, keyed by `--per-layer` names; one module each):
   time on torch-cuda; the CUDA path is UNVERIFIED here).
 - tensorrt-profiler: TensorRT IProfiler layer times, fused layers mapped back to ONNX nodes
   (UNVERIFIED here: no TensorRT in CI).
+- openvino-profiler: OpenVINO's performance counters of the fused layers, mapped back to ONNX nodes
+  (a ReLU fused into its Conv, reported NOT_RUN, is in that Conv's group; Reorder/Convert layers
+  OpenVINO inserted are reported as such).
 - isolate: each fused conv+norm+activation group (or lone node) cut into its own ONNX model with its
   real input shapes and timed by the same backend and the same timing loop. Works on every ONNX backend.
 """
@@ -18,10 +21,11 @@ from collections.abc import Callable
 
 from effconv.errors import UsageError
 from effconv.latency.layerwise.common import (
-    MAX_PROFILED_RUNS, LayerTime, LayerwiseContext, LayerwiseResult, profiled_runs, result,
+    MAX_PROFILED_RUNS, LayerTime, LayerwiseContext, LayerwiseResult, median_per_node, profiled_runs, result,
 )
 from effconv.latency.layerwise.isolate import isolate
-from effconv.latency.layerwise.ort import map_ort_nodes, median_per_node, ort_profiler, split_runs
+from effconv.latency.layerwise.openvino import map_ov_layers, openvino_profiler
+from effconv.latency.layerwise.ort import map_ort_nodes, ort_profiler, split_runs
 from effconv.latency.layerwise.tensorrt import map_trt_layers, tensorrt_profiler
 from effconv.latency.layerwise.torch import torch_profiler
 
@@ -29,6 +33,7 @@ METHODS: dict[str, Callable[[LayerwiseContext], LayerwiseResult]] = {
     "ort-profiler": ort_profiler,
     "torch-profiler": torch_profiler,
     "tensorrt-profiler": tensorrt_profiler,
+    "openvino-profiler": openvino_profiler,
     "isolate": isolate,
 }
 
@@ -55,6 +60,6 @@ def measure_layers(method: str, ctx: LayerwiseContext) -> LayerwiseResult:
 
 __all__ = [
     "MAX_PROFILED_RUNS", "METHODS", "LayerTime", "LayerwiseContext", "LayerwiseResult", "check_method", "isolate",
-    "map_ort_nodes", "map_trt_layers", "measure_layers", "median_per_node", "ort_profiler", "profiled_runs", "result",
+    "map_ort_nodes", "map_ov_layers", "map_trt_layers", "measure_layers", "median_per_node", "openvino_profiler", "ort_profiler", "profiled_runs", "result",
     "split_runs", "tensorrt_profiler", "torch_profiler",
 ]

@@ -4,6 +4,7 @@ library only: the CLI process that renders a child's report imports this and not
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,9 +53,11 @@ class LayerwiseContext:
 MAX_PROFILED_RUNS = 200
 
 
-def profiled_runs(run: Callable[[], object], options: LatencyOptions) -> tuple[int, list[float]]:
+def profiled_runs(run: Callable[[], object], options: LatencyOptions,
+                  after: Callable[[], object] | None = None) -> tuple[int, list[float]]:
     """Warm-up by time, then at least `iterations` runs and `duration_s`, at most
-    max(iterations, MAX_PROFILED_RUNS) runs; host ms per timed run."""
+    max(iterations, MAX_PROFILED_RUNS) runs; host ms per timed run. `after` (e.g. reading a run's
+    counters) is called after each timed run, outside its time."""
     warm, start = 0, time.perf_counter()
     while warm == 0 or (time.perf_counter() - start) * 1e3 < options.warmup_ms:
         run()
@@ -66,9 +69,22 @@ def profiled_runs(run: Callable[[], object], options: LatencyOptions) -> tuple[i
         t0 = time.perf_counter()
         run()
         totals.append((time.perf_counter() - t0) * 1e3)
+        if after is not None:
+            after()
     return warm, totals
 
 
 def result(method, measures, layers, instrumented, runs, notes=()) -> LayerwiseResult:
     layers = tuple(layers)
     return LayerwiseResult(method, measures, layers, sum(lt.ms for lt in layers), instrumented, runs, tuple(notes))
+
+
+def median_per_node(runs: list[dict[str, tuple[str, float]]]) -> dict[str, tuple[str, float]]:
+    """Per-node mean over the middle runs: runs ranked by their node total, the middle half kept
+    (at least one). The node times then sum to about the median run, robust to outlier runs; a
+    per-node median would not (noise spread over many nodes makes the sum of medians too small)."""
+    ranked = sorted(runs, key=lambda r: sum(ms for _, ms in r.values()))
+    keep = ranked[len(ranked) // 4: len(ranked) - len(ranked) // 4] or ranked
+    names = dict.fromkeys(n for r in runs for n in r)
+    ops = {n: r[n][0] for r in runs for n in r}
+    return {n: (ops[n], statistics.fmean([r.get(n, ("", 0.0))[1] for r in keep])) for n in names}

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from effconv.errors import UsageError
-from effconv.latency.layerwise.common import LayerTime, LayerwiseContext, LayerwiseResult, profiled_runs, result
+from effconv.latency.layerwise.common import (
+    LayerTime, LayerwiseContext, LayerwiseResult, median_per_node, profiled_runs, result,
+)
 
 if TYPE_CHECKING:
     from effconv.latency.onnxgraph import OnnxGraph
@@ -50,17 +52,6 @@ def split_runs(events: list[dict]) -> list[dict[str, tuple[str, float]]]:
             runs.append(current)
             current = {}
     return runs
-
-
-def median_per_node(runs: list[dict[str, tuple[str, float]]]) -> dict[str, tuple[str, float]]:
-    """Per-node mean over the middle runs: runs ranked by their node total, the middle half kept
-    (at least one). The node times then sum to about the median run, robust to outlier runs; a
-    per-node median would not (noise spread over many nodes makes the sum of medians too small)."""
-    ranked = sorted(runs, key=lambda r: sum(ms for _, ms in r.values()))
-    keep = ranked[len(ranked) // 4: len(ranked) - len(ranked) // 4] or ranked
-    names = dict.fromkeys(n for r in runs for n in r)
-    ops = {n: r[n][0] for r in runs for n in r}
-    return {n: (ops[n], statistics.fmean([r.get(n, ("", 0.0))[1] for r in keep])) for n in names}
 
 
 def map_ort_nodes(times: dict[str, tuple[str, float]], graph: OnnxGraph) -> list[LayerTime]:
