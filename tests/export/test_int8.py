@@ -54,6 +54,12 @@ def test_int8_of_a_trained_run_is_qdq_and_keeps_accuracy(trained_run, real_data,
     onnx.checker.check_model(model, full_check=True)
     ops = Counter(n.op_type for n in model.graph.node)
     assert ops["QuantizeLinear"] > 0 and ops["DequantizeLinear"] > ops["QuantizeLinear"]  # + weights
+    producer = {o: n.op_type for n in model.graph.node for o in n.output}
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    # Every input of every Conv, the BN-folded bias included, comes from a DequantizeLinear: the
+    # pattern ORT fuses into QLinearConv (a float bias left the convolutions in float).
+    assert convs and all(producer.get(i) == "DequantizeLinear" for n in convs for i in n.input), \
+        [(n.name, [producer.get(i) for i in n.input]) for n in convs if any(producer.get(i) != "DequantizeLinear" for i in n.input)]
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["effconv.precision"] == "int8"
     quant = json.loads(meta["effconv.quantization"])
