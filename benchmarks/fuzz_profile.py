@@ -130,6 +130,7 @@ class StructuredStats:
         self.reached = self.n = 0
         self.lines = collections.Counter()  # first lines of exit 3/4 messages
         self.bad = collections.defaultdict(list)  # category -> [(input, detail, tags)]
+        self.unknowns = []  # product nodes ORT ran whose shape the profile does not know (a lower bound)
 
     def add(self, i: int, tags: list[str], o) -> list[str]:
         self.n += 1
@@ -150,6 +151,8 @@ class StructuredStats:
                 self.checked["agree"] += ort["agree"]
                 self.checked["unknown"] += ort["unknown"]
                 self.checked["mismatch"] += len(ort["mismatch"])
+                for u in ort.get("unknowns", ()):
+                    self.unknowns.append((i, u, tags))
         hits = {
             "traceback": o.traceback, "internal": o.internal, "json_wrong": o.json_wrong,
             "worker_death": o.code is None and not hang, "hang": hang,
@@ -175,6 +178,8 @@ class StructuredStats:
         print(f"fold paths hit ({len(self.folds)}): " + ", ".join(f"{k} {v:,}" for k, v in sorted(self.folds.items())))
         print("ORT oracle (inputs): " + ", ".join(f"{k}: {v:,}" for k, v in self.ort.most_common()))
         print("ORT oracle (product nodes): " + ", ".join(f"{k}: {v:,}" for k, v in sorted(self.checked.items())))
+        for i, u, tags in self.unknowns[: args.show]:
+            print(f"    unknown to the profile, input {i}: {u}  [{' '.join(tags)}]")
         print("builders and edits: " + ", ".join(f"{k} {v:,}" for k, v in sorted(self.tags.items())))
         print("most common refusals:")
         for line, count in self.lines.most_common(args.show * 2):

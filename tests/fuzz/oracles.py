@@ -149,16 +149,17 @@ def ort_check(data: bytes, out_json: Path) -> dict:
         outs = sess.run(names, feeds)
     except Exception:  # noqa: BLE001 (e.g. a Reshape the zeros make impossible)
         return {"status": "ORT failed to run"}
-    agree, unknown, mismatch = 0, 0, []
+    agree, unknown, mismatch, unknowns = 0, 0, [], []
     for lc, arr in zip(want, outs):
         ours = lc["output_shape"]
         if ours is None or not all(isinstance(d, int) for d in ours):
             unknown += 1
+            unknowns.append((lc["op_type"], lc["name"], ours, list(arr.shape)))
         elif tuple(ours) == tuple(arr.shape):
             agree += 1
         else:
             mismatch.append((lc["op_type"], lc["name"], list(ours), list(arr.shape)))
-    return {"status": "compared", "agree": agree, "unknown": unknown, "mismatch": mismatch}
+    return {"status": "compared", "agree": agree, "unknown": unknown, "mismatch": mismatch, "unknowns": unknowns}
 
 
 _NP = {
