@@ -102,8 +102,8 @@ def test_optimizer_cli_run_resume_compare_report(cli, cifar_tar, cached, tmp_pat
 @pytest.mark.parametrize(("args", "code", "message"), [
     (["experiment", "run", "nope"], 2, "unknown experiment"),
     (["experiment", "run", "optimizer", "--scale", "2"], 2, "--scale"),
-    (["experiment", "report", "optimizer", "--out", "/nonexistent/x"], 2, "is missing"),
-    (["compare", "/nonexistent/run"], 2, "not a run directory"),
+    (["experiment", "report", "optimizer", "--out", "/nonexistent/x"], 2, "--out /nonexistent/x: no such folder"),
+    (["compare", "/nonexistent/run"], 2, "RUNS /nonexistent/run: no such folder"),
 ])
 def test_cli_errors_are_one_line_with_exit_codes(cli, args, code, message):
     res = cli(*args)
