@@ -246,3 +246,10 @@ def test_devices_as_inputs_and_overlong_names_are_refused(cli, monkeypatch, tmp_
     monkeypatch.setattr(validate, "BEFORE_WORK", lambda command, values: sys.exit(REACHED_BODY))
     res = cli(*(a.format(tmp=tmp_path) for a in argv))
     assert res.code in (2, 3) and len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_zoo_names_read_without_torch_match_the_registries():
+    from effconv.zoo import blocks
+
+    assert c._zoo_names("ACTIVATIONS") == list(blocks.ACTIVATIONS)
+    assert c._zoo_names("NORMS") == list(blocks.NORMS)
