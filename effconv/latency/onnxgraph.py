@@ -19,7 +19,7 @@ FUSABLE_OPS = frozenset({
     "BatchNormalization", "Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish",
     "Tanh", "Elu", "Selu", "Add", "Mul",
 })
-BYTES = {"fp32": 4, "fp16": 2}
+BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}  # bytes per element at each timed precision
 
 
 @dataclass(frozen=True)

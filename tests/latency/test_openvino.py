@@ -73,9 +73,12 @@ def test_bf16_runs_where_the_cpu_has_it(mobilenet_cifar):
         with pytest.raises(UsageError, match="bf16"):
             runner.prepare()
         return
-    runner.prepare()
-    env = runner.environment()
+    from effconv.latency.api import measure_model
+
+    report = measure_model(mobilenet_cifar, LatencyOptions(precision="bf16", **FAST), isolate=False)  # + per layer
+    env = report.environment
     assert env["inference_precision"] == "bf16" and any("bf16" in k for k in env["exec_types"])
+    assert report.precision == "bf16" and report.layerwise.method == "openvino-profiler"
 
 
 @needs_openvino
