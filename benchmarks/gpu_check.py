@@ -63,6 +63,7 @@ if str(ROOT) not in sys.path:  # run from anywhere without installing the projec
 
 SCHEMA = "effconv-gpu-check/1"
 RESERVE_S = 12.0  # kept back from the total for writing the results
+MAX_TOTAL_S = 540.0  # 9 minutes: the device call that runs this has 10 (set-up and transfers included)
 GRAPH_TOLERANCE = 0.10  # effconv's CUDA-graph median within 10% of the plain loop's
 LAYER_SUM_TOLERANCE = 0.15  # per-layer sums within +-15% of end to end
 
@@ -92,11 +93,12 @@ class Config:
 
 GPU = Config(
     dry_run=False, device="cuda", spec_overrides={}, batches=(1, 64), precisions=("fp32", "fp16"),
-    compile_batches=(1, 64), layer_batches=(1, 64), warmup_ms=200.0, duration_s=1.0, iterations=20, torch_backend="torch-cuda",
+    compile_batches=(1, 64), layer_batches=(1, 64), warmup_ms=200.0, duration_s=1.0, iterations=20,
+    torch_backend="torch-cuda",
     ort_backend="ort-cuda", compile_backend=None, threads=None, parity_images=16,
     train_args=("--spec", "vgg19_3x3", "--batch-size", "128", "--precision", "bf16", "--steps", "200",
                 "--warmup", "10", "--rounds", "2", "--log-every", "50"),
-    total_s=540.0,
+    total_s=510.0,
     caps={"backends": 45, "torch": 90, "ort": 120, "per-layer": 90, "isolated": 60, "fp16-export": 90,
           "train-speed": 120, "pytest-gpu": 100, "torch-compile": 300},
 )
@@ -1062,10 +1064,11 @@ def _on_alarm(signum, frame):
 
 
 def run_part(name: str, fn: Callable, ctx: Context, doc: dict[str, Any], end: float) -> None:
-    cap = min(ctx.cfg.caps[name], end - RESERVE_S - time.monotonic())
+    left = end - RESERVE_S - time.monotonic()
+    cap = min(ctx.cfg.caps[name], left)
     t0 = time.monotonic()
     doc["parts"][name] = {"status": "running", "cap_s": round(max(cap, 0), 1)}
-    if cap < 3:
+    if left < 3:
         doc["parts"][name] = {"status": "skipped: no time left in the total budget", "seconds": 0.0, "cap_s": 0.0}
         return
     print(f"[gpu_check] {name}: up to {cap:.0f} s", file=sys.stderr, flush=True)
@@ -1092,7 +1095,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes, stand-in backends (< 2 minutes)")
     ap.add_argument("--out", type=Path, default=ROOT / "profiles" / "gpu", help="folder for <device>-<date>.json/.md")
     ap.add_argument("--parts", default=None, help="comma-separated subset of: " + ", ".join(n for n, _ in PARTS))
-    ap.add_argument("--total-s", type=float, default=None, help="total time budget (default 540 s; dry run 115 s)")
+    ap.add_argument("--total-s", type=float, default=None, help="total time budget, seconds (default 510; dry run 115); never more than 540")
     ap.add_argument("--isolation-driver", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.isolation_driver is not None:
@@ -1102,7 +1105,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"error": one_line(exc), "error_type": type(exc).__name__}))
         return 0
     cfg = DRY if args.dry_run else GPU
-    total = args.total_s or cfg.total_s
+    total = min(args.total_s or cfg.total_s, MAX_TOTAL_S)
     start = time.monotonic()
     end = start + total
     wanted = [n for n, _ in PARTS] if args.parts is None else [p.strip() for p in args.parts.split(",")]

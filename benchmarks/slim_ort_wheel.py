@@ -31,7 +31,7 @@ import zipfile
 from pathlib import Path
 
 DROP = ("onnxruntime/capi/libonnxruntime_providers_tensorrt.so",)
-PART_BYTES = 58_000_000  # with a ~2-9 MB working tree, one part travels inside a run's 64 MiB (67,108,864 bytes)
+PART_BYTES = 52_000_000  # 4 parts of the slim wheel; each leaves ~15 MB of a run's 64 MiB (67,108,864 bytes) for the working tree
 
 
 def assemble(folder: Path, work: Path) -> Path:
