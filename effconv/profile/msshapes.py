@@ -15,7 +15,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from effconv.profile.handlers import _attrs, conv_output_shape, gemm_cost, matmul_output_shape
+from effconv.profile.handlers import (_attrs, conv_output_shape, conv_transpose_output_shape, gemm_cost,
+                                     matmul_output_shape)
 
 MS = "com.microsoft"
 SAME_AS_FIRST = frozenset(("QLinearSigmoid QLinearLeakyRelu QLinearSoftmax Gelu FastGelu BiasGelu QuickGelu "
@@ -66,6 +67,32 @@ def ceil_pool_output(node: onnx.NodeProto, shapes: Mapping[str, tuple]) -> tuple
     return dims if _static(dims) else None
 
 
+def conv_transpose_same_output(node: onnx.NodeProto, shapes: Mapping[str, tuple]) -> tuple[int, ...] | None:
+    """ConvTranspose with auto_pad SAME_UPPER/SAME_LOWER: input * stride per spatial dim (the spec
+    and ONNX Runtime ignore output_padding there; ONNX inference adds it)."""
+    if node.op_type != "ConvTranspose" or node.domain not in ("", "ai.onnx") or len(node.input) < 2:
+        return None
+    a = _attrs(node)
+    if a.get("auto_pad") not in ("SAME_UPPER", "SAME_LOWER") or a.get("output_shape"):
+        return None
+    x, w = shapes.get(node.input[0]), shapes.get(node.input[1])
+    if not (_static(x) and _static(w)) or len(x) < 3 or len(w) != len(x):
+        return None
+    dims = conv_transpose_output_shape(x, w, a)
+    return dims if _static(dims) else None
+
+
+def runtime_output(node: onnx.NodeProto, shapes: Mapping[str, tuple]) -> tuple[int, ...] | None:
+    """The first output's shape where ONNX inference is known to differ from the spec and ONNX
+    Runtime (pools with ceil_mode before opset 22, ConvTranspose SAME with output_padding); None
+    for every other node."""
+    if node.op_type in CEIL_POOLS:
+        return ceil_pool_output(node, shapes)
+    if node.op_type == "ConvTranspose":
+        return conv_transpose_same_output(node, shapes)
+    return None
+
+
 def _shape_of(node: onnx.NodeProto, shape, graph_shapes) -> tuple[int, ...] | None:
     op, a = node.op_type, _attrs(node)
     x = shape(0)
@@ -93,9 +120,13 @@ def _shape_of(node: onnx.NodeProto, shape, graph_shapes) -> tuple[int, ...] | No
     if op == "FusedGemm":
         return gemm_cost(node, _Shapes(graph_shapes), 0, 1, None).output_shape if _static(x) else None
     if op in ("FusedMatMul", "DynamicQuantizeMatMul", "MatMulIntegerToFloat") and not any(
-            a.get(k, 0) for k in ("transA", "transB", "transBatchA", "transBatchB")):
+            a.get(k, 0) for k in ("transBatchA", "transBatchB")):
         b = shape(1)
-        return matmul_output_shape(x, b) if _static(x) and _static(b) else None
+        if not (_static(x) and _static(b)):
+            return None
+        x = (*x[:-2], x[-1], x[-2]) if a.get("transA", 0) and len(x) > 1 else x  # FusedMatMul's transposes
+        b = (*b[:-2], b[-1], b[-2]) if a.get("transB", 0) and len(b) > 1 else b
+        return matmul_output_shape(x, b)
     return None
 
 

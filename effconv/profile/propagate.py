@@ -20,7 +20,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from effconv.profile.fold import Folder
-from effconv.profile.msshapes import MS, ceil_pool_output, ms_output
+from effconv.profile.msshapes import MS, ms_output, runtime_output
 
 SUBGRAPH = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
 
@@ -56,10 +56,10 @@ class Propagator:
                         if reads_stale:
                             stale.add(name)
                 continue
-            pool = ceil_pool_output(node, self.shapes)
-            if pool is not None and node.output and pool != self.shapes.get(node.output[0]):
-                # ONNX inference before opset 22 keeps a last window in the padding (see msshapes)
-                self.shapes[node.output[0]] = pool
+            fixed = runtime_output(node, self.shapes)
+            if fixed is not None and node.output and fixed != self.shapes.get(node.output[0]):
+                # where ONNX inference differs from the runtime (a ceil_mode pool, see msshapes)
+                self.shapes[node.output[0]] = fixed
                 self.types.pop(node.output[0], None)
                 stale.add(node.output[0])
                 continue

@@ -122,3 +122,46 @@ def test_a_shape_the_node_computes_wins_over_a_declared_one(tmp_path):
     prof = profile_onnx(_save(tmp_path, nodes, [x], [y], inits, 17))
     ct = next(lc for lc in prof.layers if lc.op_type == "ConvTranspose")
     assert ct.output_shape == (1, 2, 9, 9) and ct.mult_adds == 1 * 2 * 7 * 7 * 2 * 3 * 3
+
+
+def test_conv_transpose_same_ignores_output_padding(tmp_path):
+    """Structured fuzz, seed 0, input 9223 of the 10,000-input run: a 3-D ConvTranspose with
+    auto_pad SAME_UPPER, strides [1, 3, 3] and output_padding [0, 1, 0] on [4, 3, 3]. The spec and
+    ONNX Runtime make input * stride = [4, 9, 9] (output_padding is ignored under SAME); ONNX
+    inference adds it ([4, 10, 9]), and the profile reported that shape and counted the layers below
+    on it. The walk now sets the spec's shape and infers the nodes below again."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 4, 3, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * 5)
+    nodes = [helper.make_node("ConvTranspose", ["x", "w"], ["t"], auto_pad="SAME_UPPER", dilations=[1, 2, 1],
+                              kernel_shape=[4, 4, 4], output_padding=[0, 1, 0], strides=[1, 3, 3]),
+             helper.make_node("AveragePool", ["t"], ["y"], kernel_shape=[2, 2, 2])]
+    w = numpy_helper.from_array(np.ones((4, 3, 4, 4, 4), np.float32), "w")
+    path = _save(tmp_path, nodes, [x], [y], [w], 17)
+    shapes = {lc.op_type: lc.output_shape for lc in profile_onnx(path).layers}
+    assert shapes["ConvTranspose"] == (1, 3, 4, 9, 9) and shapes["AveragePool"] == (1, 3, 3, 8, 8)
+    import onnxruntime as ort
+
+    out = ort.InferenceSession(path.read_bytes(), providers=["CPUExecutionProvider"]).run(
+        None, {"x": np.zeros((1, 4, 4, 3, 3), np.float32)})[0]
+    assert out.shape == (1, 3, 3, 8, 8)
+
+
+def test_fused_matmul_with_transposes_has_a_shape(tmp_path):
+    """Structured fuzz (ms_ops, FusedMatMul transB=1): com.microsoft shape rules left a FusedMatMul
+    with transA/transB unknown, so the Conv below it was "shape unknown" (a lower bound) although
+    ONNX Runtime ran it. The transposes are applied now."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 60])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * 4)
+    nodes = [helper.make_node("FusedMatMul", ["x", "w"], ["m"], domain="com.microsoft", transB=1),
+             helper.make_node("Reshape", ["m", "s"], ["r"]), helper.make_node("Conv", ["r", "cw"], ["y"])]
+    inits = [numpy_helper.from_array(np.ones((6, 60), np.float32), "w"), _i64("s", [1, 6, 1, 1]),
+             numpy_helper.from_array(np.ones((2, 6, 1, 1), np.float32), "cw")]
+    g = helper.make_graph(nodes, "g", [x], [y], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)])
+    m.ir_version = 7
+    path = tmp_path / "m.onnx"
+    path.write_bytes(m.SerializeToString())
+    prof = profile_onnx(path)
+    by_op = {lc.op_type: lc for lc in prof.layers}
+    assert by_op["FusedMatMul"].output_shape == (1, 6) and by_op["FusedMatMul"].mult_adds == 360
+    assert by_op["Conv"].output_shape == (1, 2, 1, 1) and by_op["Conv"].mult_adds == 12 and prof.complete
