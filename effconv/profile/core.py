@@ -41,7 +41,9 @@ COUNTED_KINDS = frozenset(
        "com.microsoft.MultiHeadAttention", "com.microsoft.GroupQueryAttention", "com.microsoft.NhwcConv"]
 )
 PARAMS_ANY_DTYPE = ("weights", "biases")  # int8 weights and int32 biases count; elsewhere floats only
-INT64 = 7  # onnx.TensorProto.INT64: shapes and indices, never a parameter
+# onnx.TensorProto INT8, UINT8, INT16, UINT16, INT32, INT4, UINT4: quantized weights and biases.
+# Never INT64 (shapes, indices) or BOOL (masks).
+QUANTIZED_TYPES = frozenset({3, 2, 5, 4, 6, 22, 21})
 
 
 def op_key(node) -> str:
@@ -63,7 +65,8 @@ def _node_params(node, g: Graph, seen: set[str], nbytes: Counter, static: bool) 
             continue  # an int64 shape, an index, a boolean mask: not a parameter
         for leaf in leaves(root, g.params, g.made_by):
             p = g.params.get(leaf) or g.param(leaf)
-            if leaf in seen or p is None or not (p.dtype != INT64 if role in PARAMS_ANY_DTYPE else p.is_float):
+            quantized = role in PARAMS_ANY_DTYPE and p is not None and p.dtype in QUANTIZED_TYPES
+            if leaf in seen or p is None or not (p.is_float or quantized):
                 continue
             seen.add(leaf)
             counts[role] += p.size

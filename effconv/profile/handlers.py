@@ -270,7 +270,8 @@ def zero(node: onnx.NodeProto, g: Graph) -> OpCost:
 
 ACTIVATIONS = (
     "Relu LeakyRelu PRelu Sigmoid HardSigmoid HardSwish Tanh Elu Selu Celu Softplus Softsign Clip "
-    "Gelu Mish Erf Exp Log Sqrt Reciprocal Neg Abs ThresholdedRelu Sin Cos Floor Ceil Round Sign Not"
+    "Gelu Mish Erf Exp Log Sqrt Reciprocal Neg Abs ThresholdedRelu Sin Cos Floor Ceil Round Sign Not "
+    "IsNaN IsInf BitwiseNot Swish"
 )
 BINARY = "Add Sub Mul Div Pow Mod Equal Less Greater LessOrEqual GreaterOrEqual And Or Xor Where"
 VARIADIC = "Sum Mean Max Min"
