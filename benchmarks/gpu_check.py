@@ -99,7 +99,7 @@ GPU = Config(
     train_args=("--spec", "vgg19_3x3", "--batch-size", "128", "--precision", "bf16", "--steps", "200",
                 "--warmup", "10", "--rounds", "2", "--log-every", "50"),
     total_s=510.0,
-    caps={"backends": 45, "torch": 90, "ort": 120, "per-layer": 90, "isolated": 60, "fp16-export": 90,
+    caps={"backends": 45, "torch": 90, "ort": 120, "per-layer": 120, "isolated": 60, "fp16-export": 90,
           "train-speed": 120, "pytest-gpu": 100, "torch-compile": 300},
 )
 
@@ -867,6 +867,14 @@ def environment(cfg: Config) -> dict[str, Any]:
             env["driver"] = env["nvidia_smi"]["driver"]
     except (OSError, subprocess.SubprocessError, IndexError):
         pass
+    if "driver" not in env:  # no nvidia-smi: the kernel module says its version
+        try:
+            text = Path("/proc/driver/nvidia/version").read_text()
+            found = re.search(r"NVRM version:.*?\s(\d+\.\d+(?:\.\d+)?)\s", text)
+            if found:
+                env["driver"] = found.group(1)
+        except OSError:
+            pass
     env.setdefault("device", "CPU (dry run)" if cfg.dry_run else "no CUDA device")
     env.setdefault("driver", "none (no nvidia-smi)")
     return env
