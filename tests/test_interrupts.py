@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import effconv.cli.profile as profile_cli
+import effconv.profile.api as profile_api
 
 
 def _interrupt(*args, **kwargs):
@@ -12,11 +12,11 @@ def _interrupt(*args, **kwargs):
 
 
 @pytest.mark.parametrize("where, needle", [
-    ("_static_profile", "while counting resnet20 (its sandbox child was stopped)"),
-    ("_measure", "while timing resnet20 on ort-cpu (the timing run was stopped)"),
+    ("static_profile", "while counting resnet20 (its sandbox child was stopped)"),
+    ("measure", "while timing resnet20 on ort-cpu (the timing run was stopped)"),
 ])
 def test_ctrl_c_of_profile_says_what_it_stopped(cli, monkeypatch, tmp_path, where, needle):
-    monkeypatch.setattr(profile_cli, where, _interrupt)
+    monkeypatch.setattr(profile_api, where, _interrupt)
     res = cli("profile", "resnet20", "--backend", "ort-cpu", "--json", tmp_path / "p.json", "--quiet")
     assert res.code == 130, res.stderr
     lines = res.stderr.strip().splitlines()

@@ -15,9 +15,8 @@ from effconv.cli.options import (
     MemLimitMb, OvDevice, PerLayer, Precision, Threads, TimeoutS, TorchMode, WarmupMs, latency_options,
     sandbox_limits,
 )
-from effconv.errors import CheckFailedError, UsageError
-from effconv.sandbox.limits import DEFAULT_MEM_LIMIT_MB, DEFAULT_TIMEOUT_S, Limits
-from effconv.sandbox.parent import profile_onnx_isolated
+from effconv.errors import UsageError
+from effconv.sandbox.limits import DEFAULT_MEM_LIMIT_MB, DEFAULT_TIMEOUT_S
 
 DEFAULT_MODEL = "mobilenet_v1"
 # Latency defaults for `effconv profile`: short enough that the default run (MobileNet v1 224 on
@@ -115,8 +114,8 @@ def profile_cmd(
     Example: [bold]effconv profile model.onnx --backend ort-cuda --batch 8 --precision fp16 --json p.json[/]
     (static only: [bold]effconv profile model.onnx --no-latency[/]; zoo: [bold]effconv profile mobilenet_v1 --crosscheck[/]).
     """
+    from effconv.profile.api import ProfileRequest, enforce, run_profile
     from effconv.profile.report import render_profile, write_reports
-    from effconv.profile.source import onnx_source
     from effconv.tables import warm_up
 
     options = None
@@ -129,71 +128,27 @@ def profile_cmd(
         )
     elif budget_ms is not None or latency_plot is not None:
         raise UsageError("--budget-ms and --latency-plot need the latency run; drop --no-latency")
-    shapes = _shapes(input_shape)
+    request = ProfileRequest(source or DEFAULT_MODEL, _shapes(input_shape), batch, convention, strict, crosscheck,
+                             options, isolate, sandbox_limits(mem_limit_mb, timeout_s))
     if not quiet:
         warm_up(console)  # on a terminal: rich loads here while the sandbox worker imports onnx
-    name = source or DEFAULT_MODEL
-    with stage(f"loading {name}"), onnx_source(name, input_shapes=shapes, batch=batch) as src:
-        limits = sandbox_limits(mem_limit_mb, timeout_s)
-        with stage(f"counting {name} (its sandbox child was stopped)"):
-            prof = _static_profile(src, isolate, limits, input_shapes=shapes, batch=batch, convention=convention,
-                                   strict=strict)
-        with stage(f"cross-checking {name} with fvcore"):
-            check = _crosscheck(src) if crosscheck else None
-        if not quiet:
-            render_profile(console, prof, layers=layers, all_layers=all_layers, top=top, memory=memory)
-        with stage(f"timing {name} on {backend or 'the best backend'} (the timing run was stopped)"):
-            report = _measure(prof, src, options, quiet, isolate, limits) if options is not None else None
-    latency_doc = report.to_dict() if report is not None else None
-    write_reports(prof, json_path=json_out, csv_path=csv_out, markdown_path=markdown, plot_path=plot,
-                  latency=latency_doc, memory_plot_path=memory_plot)
-    if report is not None:
-        _latency_plot(prof, report, latency_plot or _derived_plot(plot), explicit=latency_plot is not None)
-    if check is not None:
-        _report_crosscheck(check, quiet)
-    from effconv.profile.memory_report import check_memory_budgets
+    shown = None if quiet else (lambda p: render_profile(console, p, layers=layers, all_layers=all_layers, top=top,
+                                                         memory=memory))
+    run = run_profile(request, on_profile=shown, stage=stage)
+    if run.latency is not None and not quiet:
+        from effconv.latency.render import render_latency
 
-    check_memory_budgets(prof, ram_budget_mb, flash_budget_mb)
-    if report is not None:
-        from effconv.latency.api import check_budget
+        render_latency(run.latency, console)
+    write_reports(run.profile, json_path=json_out, csv_path=csv_out, markdown_path=markdown, plot_path=plot,
+                  latency=run.latency.to_dict() if run.latency is not None else None, memory_plot_path=memory_plot)
+    if run.latency is not None:
+        _latency_plot(run.profile, run.latency, latency_plot or _derived_plot(plot), explicit=latency_plot is not None)
+    if run.crosscheck is not None and not quiet:
+        from effconv.profile.report import crosscheck_table
+        from effconv.tables import show
 
-        check_budget(report, budget_ms)
-
-
-def _static_profile(src, isolate: bool | None, limits: Limits, **options):
-    """The static profile, parsed in a limited child process unless `isolate` is False (default:
-    isolate files from outside; a zoo model's export is effconv's own and stays in-process)."""
-    from effconv.profile import profile_source
-
-    in_child = src.spec is None if isolate is None else isolate
-    if not in_child:
-        return profile_source(src, **options)
-    from dataclasses import replace
-
-    if src.spec is not None:  # a zoo export has static shapes: profile_source ignores these too
-        options = {**options, "input_shapes": None, "batch": None}
-    prof = profile_onnx_isolated(src.path, limits=limits, model=src.model, **options)
-    return replace(prof, temporary_onnx=src.spec is not None)
-
-
-def _measure(prof, src, options, quiet: bool, isolate: bool | None, limits: Limits):
-    """Time the profiled ONNX file (still on disk inside the `with`) at the profile's batch, and
-    print the latency section (statistics, per-type table with GMAC/s, intensity and roofline).
-    ONNX Runtime and TensorRT run a file from outside in a limited child, like the parse."""
-    from dataclasses import replace
-
-    from effconv.latency.render import render_latency
-    from effconv.latency.api import measure_profile_latency
-
-    shape = next(iter(prof.input_shapes.values()), None)
-    if shape and isinstance(shape[0], int):  # time the batch that was profiled
-        options = replace(options, batch=shape[0])
-    module = src.module
-    report = measure_profile_latency(prof, options, build=(lambda: module) if module is not None else None,
-                                     isolate=isolate, limits=limits)
-    if not quiet:
-        render_latency(report, console)
-    return report
+        show([crosscheck_table(run.crosscheck)], console)
+    enforce(run, budget_ms=budget_ms, ram_budget_mb=ram_budget_mb, flash_budget_mb=flash_budget_mb)
 
 
 def _derived_plot(plot: Path | None) -> Path | None:
@@ -210,26 +165,6 @@ def _latency_plot(prof, report, path: Path | None, explicit: bool) -> None:
     from effconv.latency.render import plot_latency_vs_macs
 
     plot_latency_vs_macs(prof, report, path)
-
-
-def _crosscheck(src):
-    if src.module is None:
-        raise UsageError(f"{src.path}: --crosscheck needs a zoo model or spec (fvcore runs the PyTorch module)")
-    from effconv.profile.crosscheck import crosscheck
-
-    return crosscheck(src.path, src.module, src.input_shape, src.model)
-
-
-def _report_crosscheck(check, quiet: bool) -> None:
-    from effconv.profile.report import crosscheck_table
-    from effconv.tables import show
-
-    if not quiet:
-        show([crosscheck_table(check)], console)
-    if not check.ok:
-        raise CheckFailedError(
-            f"{check.model}: ONNX counts {check.onnx_mult_adds:,} Mult-Adds, fvcore {check.fvcore_matched:,}"
-        )
 
 
 @app.command("cost")
