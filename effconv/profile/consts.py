@@ -123,6 +123,7 @@ PARAM_ROLES: dict[str, dict[int, str]] = {
     "MatMul": {0: "weights", 1: "weights"},
     "Einsum": {0: "weights", 1: "weights"},
     "PRelu": {1: "weights"},
+    **dict.fromkeys(("RNN", "GRU", "LSTM"), {1: "weights", 2: "weights", 3: "biases", 7: "weights"}),
     "Add": {0: "biases", 1: "biases"},
     "Sub": {0: "biases", 1: "biases"},
     "BatchNormalization": {1: "norm_params", 2: "norm_params", 3: "norm_params", 4: "norm_params"},

@@ -108,10 +108,10 @@ def conv_transpose_output_shape(x: tuple[int, ...], w: tuple[int, ...], attrs: d
     opad = list(attrs.get("output_padding") or [0] * len(kernel))
     out = []
     for i, (size, k) in enumerate(zip(x[2:], kernel)):
-        if auto in ("SAME_UPPER", "SAME_LOWER"):
-            out.append(size * strides[i])
+        full = strides[i] * (size - 1) + opad[i] + (k - 1) * dil[i] + 1
+        if auto in ("SAME_UPPER", "SAME_LOWER"):  # pads make it input x stride, but never negative
+            out.append(min(size * strides[i], full))  # (ONNX Runtime's rule, checked by the fuzzer)
         else:
-            full = strides[i] * (size - 1) + opad[i] + (k - 1) * dil[i] + 1
             out.append(full - (0 if auto == "VALID" else pads[i] + pads[i + len(kernel)]))
     return (x[0], c_out, *out)
 
@@ -209,6 +209,21 @@ def attention(node: onnx.NodeProto, g: Graph) -> OpCost:
     return OpCost(b * hq * sq * skv * (d + dv), 3 * b * hq * sq * skv, out)
 
 
+RNN_GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
+
+
+def recurrent(node: onnx.NodeProto, g: Graph) -> OpCost:
+    """RNN / GRU / LSTM: each step multiplies the input by W [dirs, gates*H, I] and the hidden state
+    by R [dirs, gates*H, H]: seq * batch * dirs * gates*H * (I + H). Biases, activations and the
+    gate arithmetic are element-wise (`all`: 1 per gate element and step)."""
+    x, w, r = (_shape(g, node.input[i]) for i in range(3))
+    seq, batch = (x[1], x[0]) if _attrs(node).get("layout", 0) else (x[0], x[1])
+    dirs, gates_h, inp = w
+    hidden = r[2]
+    steps = seq * batch * dirs
+    return OpCost(steps * gates_h * (inp + hidden), steps * gates_h * 2, (seq, dirs, batch, hidden))
+
+
 def einsum(node: onnx.NodeProto, g: Graph) -> OpCost:
     """The matrix product it is: each pairwise contraction (left to right) costs the product of the
     sizes of every index it touches; a one-operand Einsum (sum, transpose) is 0 (`all`: 1 per input)."""
@@ -293,6 +308,7 @@ HANDLERS: dict[str, Handler] = {
     "MatMul": matmul,
     "Einsum": einsum,
     "Attention": attention,
+    **dict.fromkeys(RNN_GATES, recurrent),
     "BatchNormalization": per_output(1),  # inference: one fused scale-and-shift per element
     "InstanceNormalization": per_input(3),  # mean, variance, fused normalize-affine per element
     "LayerNormalization": per_input(3),
