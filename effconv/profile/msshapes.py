@@ -68,8 +68,9 @@ def ceil_pool_output(node: onnx.NodeProto, shapes: Mapping[str, tuple]) -> tuple
 
 
 def conv_transpose_same_output(node: onnx.NodeProto, shapes: Mapping[str, tuple]) -> tuple[int, ...] | None:
-    """ConvTranspose with auto_pad SAME_UPPER/SAME_LOWER: input * stride per spatial dim (the spec
-    and ONNX Runtime ignore output_padding there; ONNX inference adds it)."""
+    """ConvTranspose with auto_pad SAME_UPPER/SAME_LOWER: input x stride per spatial dim, or the
+    unpadded output when that is smaller (pads are never negative): ONNX Runtime's rule. ONNX
+    inference adds output_padding to input x stride instead."""
     if node.op_type != "ConvTranspose" or node.domain not in ("", "ai.onnx") or len(node.input) < 2:
         return None
     a = _attrs(node)
