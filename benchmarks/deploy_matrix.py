@@ -32,7 +32,7 @@ CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_i
 
 def machine() -> dict:
     """The CPU's name and the flags the precisions depend on, cores, load (a shared machine)."""
-    from effconv.latency.base import host_environment
+    from effconv.latency.base import host_environment, library_versions
 
     flags: set[str] = set()
     try:
@@ -42,8 +42,21 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {**host_environment(), "cpu_flags": [f for f in CPU_FLAGS if f in flags],
+    env = host_environment()
+    env["libraries"] = {**env["libraries"], **library_versions(("openvino",))}  # not in the default list
+    return {**env, "cpu_flags": [f for f in CPU_FLAGS if f in flags],
             "load_average": os.getloadavg(), "machine": platform.machine()}
+
+
+def training_line(source: str) -> str:
+    """What the checkpoint says about its training (spec, step, batch, optimizer, data)."""
+    from effconv.training.checkpoint import load_run
+
+    run = load_run(source)
+    cfg = run.meta.get("config") or {}
+    return (f"Trained by `effconv train {run.spec.name}`: {run.meta.get('step')} steps of batch "
+            f"{cfg.get('batch_size')} ({cfg.get('optimizer')}, lr {cfg.get('lr')}), checkpoint "
+            f"{Path(run.meta['checkpoint']).name}, run {run.run_id}.\n")
 
 
 def run(runs: list[str], out: Path, duration_s: float, test_images: int | None) -> int:
@@ -71,7 +84,8 @@ def run(runs: list[str], out: Path, duration_s: float, test_images: int | None) 
              "--precision int8` (256 calibration images from the training set, per-channel int8 weights, "
              "uint8 activations).", ""]
     for m in matrices:
-        lines.append(matrix_markdown(m, title=Path(m.source).name))
+        lines.append(matrix_markdown(m))
+        lines.append(training_line(m.source))
     lines += ["## Machine", "", machine_markdown(env_start),
               f"CPU flags: {', '.join(env_start['cpu_flags'])}. Load average (1/5/15 min) at start "
               f"{'/'.join(f'{v:.1f}' for v in env_start['load_average'])}, at end "

@@ -15,6 +15,12 @@ COLUMNS = ("backend", "precision", "status", "ran", "median_ms", "p99_ms", "thro
            "weight_bytes", "mult_adds", "accuracy", "agreement", "drop_points", "accuracy_on", "best", "reason")
 
 
+def display_name(source: str) -> str:
+    """A run's folder name for a checkpoint file (runs/r20/last.pt -> r20), else the file name."""
+    path = Path(source)
+    return path.parent.name if path.suffix in (".pt", ".pth", ".ckpt", ".safetensors") else path.name
+
+
 def matrix_json(matrix: Matrix) -> str:
     return json.dumps({"deploy": matrix.to_dict()}, indent=2, default=str) + "\n"
 
@@ -56,7 +62,7 @@ HEADER = ["backend", "precision", "ran as", "median ms", "p99 ms", "img/s", "fil
 
 
 def matrix_markdown(matrix: Matrix, *, title: str | None = None) -> str:
-    lines = [f"## {title or Path(matrix.source).name}", ""]
+    lines = [f"## {title or display_name(matrix.source)}", ""]
     acc = (f"top-1 accuracy on {matrix.images:,} labelled images ({matrix.image_source})" if matrix.labelled
            else f"top-1 agreement with {matrix.reference} on {matrix.images:,} images ({matrix.image_source})"
            if matrix.images else "accuracy not measured")
@@ -84,8 +90,8 @@ def machine_markdown(env: dict) -> str:
 
 
 def plot_matrix(matrices: list[Matrix], path: str | Path) -> Path:
-    """Median latency (x, log) against accuracy or agreement (y), one marker per cell; the best
-    cell of each matrix circled."""
+    """One panel per matrix: median latency (x, log) against accuracy or agreement (y); colour
+    per backend, marker per precision; the best cell circled in red."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -93,23 +99,25 @@ def plot_matrix(matrices: list[Matrix], path: str | Path) -> Path:
 
     from effconv.io import atomic_path
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    markers = "osD^v<>p*"
-    for i, m in enumerate(matrices):
+    markers = {"fp32": "o", "fp16": "^", "bf16": "s", "int8": "D"}
+    backends = list(dict.fromkeys(c.backend for m in matrices for c in m.cells))
+    fig, axes = plt.subplots(1, len(matrices), figsize=(5.5 * len(matrices), 4.2), squeeze=False)
+    for ax, m in zip(axes[0], matrices):
         for c in m.cells:
             y = c.accuracy if m.labelled else c.agreement
             if c.status != "ok" or c.median_ms is None or y is None:
                 continue
-            ax.scatter(c.median_ms, 100 * y, marker=markers[i % len(markers)], s=50)
-            ax.annotate(f"{Path(m.source).name}: {c.label}", (c.median_ms, 100 * y), fontsize=7,
-                        textcoords="offset points", xytext=(4, 3))
+            ax.scatter(c.median_ms, 100 * y, marker=markers.get(c.precision, "x"), s=60, label=c.label,
+                       color=f"C{backends.index(c.backend)}")
             if c.best:
-                ax.scatter(c.median_ms, 100 * y, s=220, facecolors="none", edgecolors="red")
-    ax.set_xscale("log")
-    ax.set_xlabel("median latency, ms (log scale)")
-    ax.set_ylabel("top-1 accuracy or agreement with fp32, %")
-    ax.set_title("Deployment matrix: latency vs accuracy (red circle: best cell)")
-    ax.grid(True, alpha=0.3)
+                ax.scatter(c.median_ms, 100 * y, s=260, facecolors="none", edgecolors="red", linewidths=1.5)
+        ax.set_xscale("log")
+        ax.set_xlabel("median latency, ms (log scale)")
+        ax.set_ylabel("top-1 accuracy, %" if m.labelled else "top-1 agreement with fp32, %")
+        ax.set_title(f"{display_name(m.source)} (batch {m.batch})", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle("Deployment matrix: latency vs accuracy (red circle: best cell)", fontsize=11)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
