@@ -116,7 +116,8 @@ def plot_matrix(matrices: list[Matrix], path: str | Path) -> Path:
         ax.set_ylabel("top-1 accuracy, %" if m.labelled else "top-1 agreement with fp32, %")
         ax.set_title(f"{display_name(m.source)} (batch {m.batch})", fontsize=10)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+        if ax.get_legend_handles_labels()[0]:  # --no-accuracy: no points to label
+            ax.legend(fontsize=7, loc="best")
     fig.suptitle("Deployment matrix: latency vs accuracy (red circle: best cell)", fontsize=11)
     fig.tight_layout()
     with atomic_path(path) as tmp:
