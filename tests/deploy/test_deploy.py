@@ -73,7 +73,7 @@ def test_deploy_fp32_and_int8_on_ort_cpu_writes_every_output(cli, tiny, tmp_path
     assert sum(c["best"] for c in cells.values()) == 1  # no accuracy: every cell qualifies, the fastest wins
     doc = json.loads(out["json"].read_text())["deploy"]
     assert set(doc["int8_fp32_latency_ratio"]) == {"ort-cpu"}
-    assert len(list(csv.DictReader(out["csv"].open()))) == 2
+    assert len(list(csv.DictReader(out["csv"].read_text().splitlines()))) == 2
     assert "int8 / fp32 median latency" in out["md"].read_text()
     assert out["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "[1/" in res.stdout  # plain progress lines when not a terminal
