@@ -89,17 +89,52 @@ def _load_checked(model, path: Path, input_shapes, batch) -> Graph:
     real_inputs, notes = _set_input_shapes(skeleton, real_names, dict(input_shapes or {}), batch, path)
     with _errors(path):
         onnx.checker.check_model(skeleton)  # the user's file as given (weights as typed inputs)
+    consts = const_tensors(model.graph)
+    data_prop = _data_prop_is_safe(model, consts)
+    if _ceil_pools_before_22(model):
+        _drop_declared_shapes(skeleton)
     with _errors(path):
-        inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=True, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=True, data_prop=data_prop)
     shapes, elems, types = _shapes(inferred.graph)
     folder = Folder(skeleton.graph, {o.domain or "": o.version for o in model.opset_import})
     Propagator(folder, shapes, elems, types, folder.opsets, model.ir_version).run(skeleton.graph.node)
     nodes = tuple(model.graph.node)
     return Graph(
         path=path, nodes=nodes, params=_params(model), shapes=shapes, aliases=_aliases(nodes),
-        inputs=real_inputs, consts=const_tensors(model.graph), folded=frozenset(folder.values),
+        inputs=real_inputs, consts=consts, folded=frozenset(folder.values),
         types=elems, made_by=producers(nodes), notes=tuple(notes), outputs=tuple(o.name for o in model.graph.output),
     )
+
+
+SIZED_OPS = frozenset({"Range", "ConstantOfShape", "Expand", "Tile"})
+POOLS = frozenset({"MaxPool", "AveragePool", "LpPool"})
+
+
+def _data_prop_is_safe(model: onnx.ModelProto, consts: frozenset[str]) -> bool:
+    """ONNX's data propagation computes the values of constant Range / ConstantOfShape / Expand /
+    Tile nodes in full (a 363-byte file asking Range for 10^8 elements took 25 s and ran out of
+    memory in it). With such a node, inference runs without it; effconv's own walk then folds what
+    is small (sized before it is computed: effconv.profile.fold)."""
+    return not any(n.op_type in SIZED_OPS and n.input and all(i in consts for i in n.input if i)
+                   for n in model.graph.node)
+
+
+def _ceil_pools_before_22(model: onnx.ModelProto) -> bool:
+    """Pools with ceil_mode=1 under opset < 22: ONNX's inference keeps a last window that starts in
+    the end padding, which runtimes (and opset 22) drop. A file that declares the runtime's shapes
+    is right, yet strict inference would call it inconsistent."""
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    return opset < 22 and any(n.op_type in POOLS and any(a.name == "ceil_mode" and a.i for a in n.attribute)
+                              for n in model.graph.node)
+
+
+def _drop_declared_shapes(sk: onnx.ModelProto) -> None:
+    """Inference derives every intermediate shape itself (the walk corrects the pools): forget the
+    declared ones, which follow the runtime's pool rule."""
+    sk.graph.ClearField("value_info")
+    for vi in sk.graph.output:
+        if vi.type.HasField("tensor_type"):
+            vi.type.tensor_type.ClearField("shape")
 
 
 class _errors:

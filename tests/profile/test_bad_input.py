@@ -129,3 +129,39 @@ def test_unsafe_or_missing_external_data(cli, save, conv_model, tmp_path, locati
     (tmp_path / "short.bin").write_bytes(b"\0" * 8)
     res = cli("profile", save(_external(conv_model, location)), "--batch", "1", "--no-latency")
     _one_line(res, 3, needle)
+
+
+def test_constant_range_of_1e8_is_not_materialized(cli, save):
+    """ONNX's data propagation would compute a constant Range of 10^8 elements in full (25 s, out of
+    memory); effconv infers without it and folds nothing that large: a profile in well under 2 s."""
+    import time
+
+    def const(name, v):
+        return helper.make_node("Constant", [], [name], value=helper.make_tensor(name + "_v", TensorProto.INT64, [], [v]))
+
+    nodes = [const("s", 0), const("e", 10**8), const("d", 1), helper.make_node("Range", ["s", "e", "d"], ["r"]),
+             helper.make_node("Relu", ["x"], ["y"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4]),
+                           helper.make_tensor_value_info("r", TensorProto.INT64, ["n"])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    t0 = time.perf_counter()
+    res = cli("profile", save(m), "--no-latency", "--no-isolate")
+    assert res.code == 0, res.stderr
+    assert time.perf_counter() - t0 < 5
+
+
+def test_ceil_mode_pool_with_the_runtime_shape_declared_is_accepted(cli, save, kit):
+    """MaxPool 2x2/2, ceil_mode=1, end pads 1 on 4x4 (opset 17): runtimes drop the third window,
+    which starts in the end padding, and make 2x2, which the file declares. ONNX's pre-22 inference
+    says 3x3; a file that is right is not refused, and the Conv below is counted on 2x2."""
+    pool = helper.make_node("MaxPool", ["x"], ["p"], kernel_shape=[2, 2], strides=[2, 2], pads=[0, 0, 1, 1],
+                            ceil_mode=1, name="pool")
+    conv = helper.make_node("Conv", ["p", "w"], ["y"], name="conv")
+    m = kit.make_model([pool, conv], {"x": [1, 4, 4, 4]}, {"y": [1, 6, 2, 2]}, {"w": kit.weights(6, 4, 1, 1)})
+    m.graph.value_info.append(helper.make_tensor_value_info("p", TensorProto.FLOAT, [1, 4, 2, 2]))
+    assert kit.ort_shapes(m, {"x": (1, 4, 4, 4)}) == [(1, 6, 2, 2)]  # the runtime's answer
+    res = cli("profile", save(m), "--no-latency", "--no-layers", "--strict")
+    assert res.code == 0, res.stderr
+    assert f"Mult-Adds {2 * 2 * 6 * 4:,} " in res.stdout
