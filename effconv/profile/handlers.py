@@ -298,7 +298,8 @@ ZERO_COST = (
     "Reshape Flatten Transpose Squeeze Unsqueeze Concat Split Slice Gather GatherElements GatherND "
     "Shape Size Constant ConstantOfShape Identity Cast CastLike Dropout Pad Expand Tile Range "
     "DepthToSpace SpaceToDepth NonZero ScatterND ScatterElements Trilu EyeLike TopK "
-    "RandomNormal RandomUniform RandomNormalLike RandomUniformLike Bernoulli Multinomial"
+    "RandomNormal RandomUniform RandomNormalLike RandomUniformLike Bernoulli Multinomial "
+    "CenterCropPad ReverseSequence Compress OneHot Unique"
 )
 
 HANDLERS: dict[str, Handler] = {
@@ -322,6 +323,9 @@ HANDLERS: dict[str, Handler] = {
     "LogSoftmax": per_input(3),
     "Resize": resize,
     "Upsample": resize,
+    "Col2Im": per_input(1),  # the inverse of unfold: each column element added into its pixel
+    "CumSum": per_input(1),
+    "GridSample": per_output(4),  # bilinear: four taps per output element
     **{op: per_output(1) for op in ACTIVATIONS.split()},
     **{op: per_output(1) for op in BINARY.split()},
     **{op: per_output(1, variadic=True) for op in VARIADIC.split()},
