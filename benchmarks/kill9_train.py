@@ -1,6 +1,6 @@
 """kill -9 during `effconv train`, many times: each trial trains MobileNet v1 (half width, tiny
 ImageFolder data, a checkpoint every step) in a subprocess, SIGKILLs it at a random moment after
-the first checkpoint, loads last.pt with effconv.checkpoint.load_checkpoint and resumes one step.
+the first checkpoint, loads last.pt with effconv.training.checkpoint.load_checkpoint and resumes one step.
 
     python benchmarks/kill9_train.py [--trials 20] [--max-delay-s 2] [--seed 0] [--max-minutes 20]
 

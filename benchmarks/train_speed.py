@@ -25,7 +25,7 @@ import torch
 
 def synthetic_data(n: int):
     from effconv.data import CLASSES, CifarArrays
-    from effconv.train import TrainData
+    from effconv.training.api import TrainData
 
     rng = np.random.default_rng(0)
     arrays = CifarArrays(rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n), CLASSES)
@@ -74,7 +74,7 @@ def time_plain(model, config, device, warmup: int, steps: int) -> float:
 
 def time_effconv(model, spec, config, device, warmup: int, steps: int) -> float:
     """Seconds per step of effconv's loop between the end of warm-up and the last step."""
-    from effconv.train import train
+    from effconv.training.api import train
 
     stamps: dict[int, float] = {}
 
@@ -92,7 +92,7 @@ def time_effconv(model, spec, config, device, warmup: int, steps: int) -> float:
 def main() -> None:
     from effconv.specs import load_spec
     from effconv.zoo import with_arch
-    from effconv.train import TrainConfig
+    from effconv.training.api import TrainConfig
     from effconv.zoo import build_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -2,7 +2,7 @@
 
 An experiment is a set of runs (a zoo spec plus overrides) and the paper's claims about them; the
 claims' verdict rules live in effconv.experiments_report. `run_experiment` trains each run into
-OUT/<label>/ with effconv.train, skipping finished runs and resuming partial ones.
+OUT/<label>/ with effconv.training.api, skipping finished runs and resuming partial ones.
 
 Scale: `scale` 1.0 is the paper's recipe (the spec's [train] table: 20,000 Adam steps for the VGGs,
 300,000 for AlexNet). A smaller scale multiplies the steps by `scale` and trains on a fixed random
@@ -12,7 +12,7 @@ max(500, 10,000 x scale) below).
 
 `width_mult` (< 1, for CI and CPU smoke runs only) narrows every conv and FC layer of the built
 model; such runs are not the paper's models: experiment.json records the multiplier, config.json's
-spec still describes the full-width model, and effconv.checkpoint.load_run cannot load them.
+spec still describes the full-width model, and effconv.training.checkpoint.load_run cannot load them.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from effconv.specs import ModelSpec
-    from effconv.train import TrainConfig, TrainData
+    from effconv.training.api import TrainConfig, TrainData
 
 CIFAR_TRAIN_IMAGES = 50_000
 DEFAULT_EVALS = 20  # evaluations per run, at any scale (enough points for a curve and its wobble)
@@ -133,7 +133,7 @@ class RunOptions:
 
 def run_config(spec: "ModelSpec", options: RunOptions) -> "TrainConfig":
     """The spec's recipe shrunk to `options.scale` (see the module doc for the rules)."""
-    from effconv.train import config_from_table
+    from effconv.training.api import config_from_table
 
     base = config_from_table(spec.train, {"batch_size": options.batch_size}, source=spec.source)
     steps = max(1, round(base.total_steps(CIFAR_TRAIN_IMAGES) * options.scale))
@@ -247,7 +247,7 @@ def run_experiment(
     ones resumed); `on_run(planned, index)` is called before each run, `on_step(step)` every step."""
     import torch
 
-    from effconv.train import load_train_data
+    from effconv.training.api import load_train_data
 
     out = Path(out)
     planned = plan_experiment(name, options, out)
@@ -268,7 +268,7 @@ def run_experiment(
 
 
 def _train_one(name: str, item: PlannedRun, options: RunOptions, data, on_step) -> None:
-    from effconv import train as lib
+    from effconv.training import api as lib
 
     model = build_run_model(item.spec, options.width_mult, item.config.seed)
     meta = _meta(name, item, options)

@@ -25,7 +25,7 @@ def run_costs(run: RunSummary, *, latency: bool = True, duration_s: float = 0.5)
     does not depend on the trained weights, so the model is rebuilt rather than loaded."""
     import tempfile
 
-    from effconv.checkpoint import spec_from_dict
+    from effconv.training.checkpoint import spec_from_dict
     from effconv.experiments import build_run_model
     from effconv.export.onnx import export_onnx
     from effconv.profile import profile_onnx

@@ -1,6 +1,6 @@
 """Read finished (or partial) training run directories into `RunSummary`s; torch-free.
 
-A run directory (written by effconv.train) holds config.json and metrics.jsonl. An experiment run
+A run directory (written by effconv.training.api) holds config.json and metrics.jsonl. An experiment run
 also holds experiment.json (written by effconv.experiments): the experiment, the run's label, the
 width multiplier it was trained with (1.0: the spec's own model), wall time and the host device.
 

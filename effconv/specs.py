@@ -65,7 +65,7 @@ class ModelSpec:
     in_channels: int
     num_classes: int
     arch: Mapping[str, Any]  # keyword arguments of the family builder (read-only)
-    train: Mapping[str, Any]  # the raw [train] table (read-only), validated by effconv.train
+    train: Mapping[str, Any]  # the raw [train] table (read-only), validated by effconv.training.api
     source: Path | None = None
 
     def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:

@@ -49,7 +49,7 @@ def cifar_tar() -> Path:
 def cifar10(cifar_tar, request, tmp_path_factory):
     """Both splits of the real CIFAR-10 (TrainData), decoded once; the cache lives in .pytest_cache
     (or a temporary folder when pytest's cache is disabled)."""
-    from effconv.train import load_train_data
+    from effconv.training.api import load_train_data
 
     store = getattr(request.config, "cache", None)
     cache = store.mkdir("effconv-cifar10") if store is not None else tmp_path_factory.mktemp("effconv-cifar10")

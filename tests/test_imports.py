@@ -146,7 +146,7 @@ def test_the_graph_sees_imports():
     """The walker itself: module- and function-level imports are edges, TYPE_CHECKING ones are not."""
     graph = import_graph()
     assert "effconv.errors" in graph["effconv.specs"]  # module level
-    assert "effconv.zoo" in graph["effconv.checkpoint"]  # inside load_run
+    assert "effconv.zoo" in graph["effconv.training.checkpoint"]  # inside load_run
     assert "effconv.zoo.blocks" in graph["effconv.zoo.mobilenet"]  # from package import submodule
     code = "if TYPE_CHECKING:\n    import a\nelse:\n    import b\ndef f():\n    import c\nclass K:\n    import d\n"
     assert [n.names[0].name for n in _imports(ast.parse(code))] == ["b", "c", "d"]

@@ -1,4 +1,4 @@
-"""`effconv train`: train a zoo model on CIFAR-10 (thin: parse, call effconv.train, print the result)."""
+"""`effconv train`: train a zoo model on CIFAR-10 (thin: parse, call effconv.training.api, print the result)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def train_command(
 
     Several GPUs (or CPU processes, with gloo): torchrun --nproc-per-node 2 -m effconv train resnet20
     """
-    from effconv import train as lib
+    from effconv.training import api as lib
     from effconv.cli.validate import gpu_missing
 
     if precision == "fp16" and gpu_missing():  # autocast fp16 is CUDA-only: refuse before any loading

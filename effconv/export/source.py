@@ -40,7 +40,7 @@ def load_source(source: str | Path, *, seed: int = 0) -> ExportSource:
 def _from_run(path: Path) -> ExportSource:
     if not path.exists():
         raise UsageError("no such run directory or checkpoint", path=path)
-    from effconv.checkpoint import load_run
+    from effconv.training.checkpoint import load_run
 
     try:
         run = load_run(path)

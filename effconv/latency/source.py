@@ -1,5 +1,5 @@
 """What `effconv latency` times: an ONNX file, a zoo model (name or .toml spec), or a training run
-(a run folder or checkpoint, loaded with effconv.checkpoint.load_run: weights_only, never pickle).
+(a run folder or checkpoint, loaded with effconv.training.checkpoint.load_run: weights_only, never pickle).
 Zoo models and runs are exported to ONNX in a temporary folder for the ONNX backends."""
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ def model_input(source: str | Path, batch: int, *, need_onnx: bool = True) -> It
 
 def _run_input(path: Path, batch: int, need_onnx: bool) -> Iterator[ModelInput]:
     try:
-        from effconv.checkpoint import load_run
+        from effconv.training.checkpoint import load_run
     except ImportError as exc:
-        raise UsageError(f"{path}: timing a training run needs effconv.checkpoint ({exc})") from exc
+        raise UsageError(f"{path}: timing a training run needs effconv.training.checkpoint ({exc})") from exc
     run = load_run(path)
     shape = tuple(run.spec.input_shape(batch))
     if not need_onnx:

@@ -45,7 +45,7 @@ class TrainConfig:
     subset: int | None = None  # train on this many images (a fixed random subset), for quick runs
     eval_subset: int | None = None  # evaluate on N test images, a fixed random draw (None: all 10,000)
     device: str = "auto"  # auto: cuda if available (cuda:LOCAL_RANK under torchrun), else cpu
-    synthetic_gradients: bool = False  # VGG family only: decoupled blocks (effconv.synthetic.run_synthetic)
+    synthetic_gradients: bool = False  # VGG family only: decoupled blocks (effconv.training.synthetic_gradients.run_synthetic)
 
     DEFAULT_STEPS = 10_000  # when neither steps nor epochs is given
 

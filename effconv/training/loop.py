@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from effconv import checkpoint as ckpt
+from effconv.training import checkpoint as ckpt
 from effconv.data import CIFAR_MEAN, CIFAR_STD
 from effconv.data.batches import EvalBatches, TrainBatches
 from effconv.errors import CheckFailedError, Interrupted, UsageError
@@ -220,7 +220,7 @@ class Trainer:
 
     def _plot(self) -> None:
         if self.rt.is_main and self.log.rows:
-            from effconv.plots import plot_training_curve
+            from effconv.training.plots import plot_training_curve
 
             with contextlib.suppress(Exception):  # a figure must never cost the run its result
                 plot_training_curve(self.log.rows, self.s.run_dir / "curve.png", title=self.s.run_id)

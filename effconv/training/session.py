@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from effconv import __version__
-from effconv import checkpoint as ckpt
+from effconv.training import checkpoint as ckpt
 from effconv.data import CifarArrays
 from effconv.errors import UsageError
 from effconv.io import write_text

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from effconv.methods import LoopOptions, train_classifier
-from effconv.methods_report import SMALL_CAPSNET
+from effconv.training.methods import LoopOptions, train_classifier
+from effconv.training.methods_report import SMALL_CAPSNET
 from effconv.zoo.capsnet import CapsNet, training_loss
 
 

@@ -21,7 +21,7 @@ def trained_run(cifar10, tmp_path_factory):
     """A run directory as `effconv train` writes it: MobileNet (CIFAR) at width 0.25, a few steps on
     256 real training images (depthwise convolutions: the case per-channel weights are for)."""
     from effconv.specs import load_spec
-    from effconv.train import TrainConfig, train
+    from effconv.training.api import TrainConfig, train
     from effconv.zoo import with_arch
 
     spec = with_arch(load_spec("mobilenet_v1_cifar"), alpha=0.25)

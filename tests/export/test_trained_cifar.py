@@ -21,7 +21,7 @@ from effconv.export.parity import check_onnx_parity
 def trained_run(cifar10, tmp_path_factory):
     from effconv.specs import load_spec
     from effconv.zoo import with_arch
-    from effconv.train import TrainConfig, train
+    from effconv.training.api import TrainConfig, train
 
     spec = with_arch(load_spec("mobilenet_v1_cifar"), alpha=0.25)
     # A few steps move the weights off their initialization; more would only cost time (~2 s/step).
@@ -31,7 +31,7 @@ def trained_run(cifar10, tmp_path_factory):
 
 
 def test_trained_model_top1_agrees_on_real_test_set(trained_run, cifar10, tmp_path):
-    from effconv.checkpoint import load_run
+    from effconv.training.checkpoint import load_run
 
     out = tmp_path / "trained.onnx"
     export_model(trained_run, out, ExportOptions(dynamic_batch=True, parity=False))

@@ -1,5 +1,5 @@
 """kill -9 during `effconv train`: one trial = start training in a subprocess, SIGKILL it at a random
-moment after its first checkpoint, then check that last.pt loads (effconv.checkpoint.load_checkpoint)
+moment after its first checkpoint, then check that last.pt loads (effconv.training.checkpoint.load_checkpoint)
 and that the run resumes from it. Shared by tests/safety/test_kill9.py (a few trials) and
 benchmarks/kill9_train.py (many).
 
@@ -102,7 +102,7 @@ def _temporaries(run_dir: Path) -> int:
 
 
 def _check(run_dir: Path, tree: Path, delay: float) -> Trial:
-    from effconv import checkpoint, train
+    from effconv.training import api as train, checkpoint
     from effconv.errors import EffconvError
 
     stale = _temporaries(run_dir)

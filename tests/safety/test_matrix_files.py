@@ -42,7 +42,7 @@ def _evil_files(tmp_path):
 
 @pytest.mark.parametrize("kind", ["raw-pickle", "torch-zip"])
 def test_malicious_pickle_is_refused_by_export_and_loader(cli, tmp_path, kind):
-    from effconv import checkpoint
+    from effconv.training import checkpoint
 
     canary, files = _evil_files(tmp_path)
     path = files[kind]
@@ -60,7 +60,7 @@ def test_malicious_pickle_is_refused_by_export_and_loader(cli, tmp_path, kind):
 def test_pickle_scan_accepts_a_real_checkpoint(tmp_path):
     import torch
 
-    from effconv import checkpoint
+    from effconv.training import checkpoint
 
     path = checkpoint.save_checkpoint(tmp_path / "last.pt", {"model": {"w": torch.ones(3)}, "rng": checkpoint.capture_rng(),
                                                               "step": 3, "spec": {"a": [1, 2.0, None]}})
@@ -107,7 +107,7 @@ def test_foreign_or_tampered_engine_is_refused(tmp_path, case, fragment):
 
 _WRITER = r"""
 import sys, time, torch
-from effconv import checkpoint as ck
+from effconv.training import checkpoint as ck
 def slow(path, data):
     with open(path, "wb") as fh:
         fh.write(data[: len(data) // 2]); fh.flush()
@@ -120,7 +120,7 @@ ck.save_checkpoint(sys.argv[1], {"step": 2, "model": {"w": torch.zeros(100_000)}
 def test_kill_9_during_checkpoint_write_keeps_the_previous_one(tmp_path):
     import torch
 
-    from effconv import checkpoint
+    from effconv.training import checkpoint
 
     last = tmp_path / "last.pt"
     checkpoint.save_checkpoint(last, {"step": 1, "model": {"w": torch.ones(100_000)}})
@@ -139,7 +139,7 @@ def test_kill_9_during_checkpoint_write_keeps_the_previous_one(tmp_path):
 
 
 def test_stale_temporary_cleanup_touches_only_its_own_pattern(tmp_path):
-    from effconv import checkpoint
+    from effconv.training import checkpoint
 
     names = [".last.pt.ab_c12z9.pt", ".last.pt.toolong123.pt", ".last.pt.ab_c12z9.tmp", ".best.pt.ab_c12z9.pt",
              "last.pt.ab_c12z9.pt", ".last.pt.AB_C12Z9.pt"]
@@ -153,7 +153,7 @@ def test_stale_temporary_cleanup_touches_only_its_own_pattern(tmp_path):
 def test_full_disk_during_checkpoint_write(tmp_path, monkeypatch):
     import torch
 
-    from effconv import checkpoint
+    from effconv.training import checkpoint
 
     last = tmp_path / "last.pt"
     checkpoint.save_checkpoint(last, {"step": 1, "model": {"w": torch.ones(10)}})

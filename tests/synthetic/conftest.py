@@ -10,6 +10,6 @@ TEST_PER_CLASS = 100  # 1,000 evaluation images from the official test split
 
 @pytest.fixture(scope="session")
 def cifar_small(cifar10):
-    from effconv.methods import subset_per_class
+    from effconv.training.methods import subset_per_class
 
     return subset_per_class(cifar10, TRAIN_PER_CLASS, TEST_PER_CLASS)

@@ -10,7 +10,7 @@ import torch
 
 from effconv.data import CLASSES, CifarArrays
 from effconv.errors import CheckFailedError, InvalidInputError
-from effconv.methods import EvalPoint, History, load_cifar_subset, per_class, run_loop
+from effconv.training.methods import EvalPoint, History, load_cifar_subset, per_class, run_loop
 from effconv.training.session import TrainData
 
 
@@ -82,7 +82,7 @@ def _hist(method, acc, seconds, n=1000):
     ],
 )
 def test_verdict_states_only_what_the_numbers_support(acc_a, acc_b, phrase):
-    from effconv.methods_report import verdict
+    from effconv.training.methods_report import verdict
 
     lines = verdict(_hist("A", acc_a, 20.0), _hist("B", acc_b, 10.0))
     assert phrase in lines[0]
@@ -96,8 +96,8 @@ def _random_split(n: int, seed: int) -> CifarArrays:
 
 
 def test_report_written_on_synthetic_data(tmp_path):
-    from effconv.methods import LoopOptions
-    from effconv.methods_report import run_comparisons
+    from effconv.training.methods import LoopOptions
+    from effconv.training.methods_report import run_comparisons
 
     data = TrainData(_random_split(64, 0), _random_split(20, 1))
     caps = dict(stem_channels=4, stem_kernel=5, stem_stride=2, primary_types=2, primary_kernel=5)
@@ -112,7 +112,7 @@ def test_report_written_on_synthetic_data(tmp_path):
 def test_cnn_baseline_matches_the_capsule_head_cost():
     """matched_cnn's FC head costs the capsule layer's Mult-Adds (closed form), to within the half
     hidden unit that rounding its width can cost."""
-    from effconv.methods_report import SMALL_CAPSNET, capsule_head_mult_adds, matched_cnn
+    from effconv.training.methods_report import SMALL_CAPSNET, capsule_head_mult_adds, matched_cnn
     from effconv.zoo.capsnet import CapsNet
 
     caps = CapsNet(**SMALL_CAPSNET)

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from effconv.synthetic import SyntheticGradient, synthetic_step, vgg_blocks
+from effconv.training.synthetic_gradients import SyntheticGradient, synthetic_step, vgg_blocks
 
 
 def _setup(condition: bool, seed: int = 0):
@@ -77,7 +77,7 @@ def test_predictors_regress_onto_the_gradient_from_the_block_above(condition):
 
 def test_rejects_a_single_block():
     from effconv.data import CLASSES, CifarArrays
-    from effconv.synthetic import train_synthetic
+    from effconv.training.synthetic_gradients import train_synthetic
     from effconv.training.session import TrainData
 
     split = CifarArrays(np.zeros((4, 32, 32, 3), np.uint8), np.zeros(4, np.int64), CLASSES)
@@ -87,7 +87,7 @@ def test_rejects_a_single_block():
 
 def test_zoo_vgg_splits_into_blocks_that_chain_to_the_model_and_train():
     from effconv.specs import load_spec
-    from effconv.synthetic import split_at_pools
+    from effconv.training.synthetic_gradients import split_at_pools
     from effconv.zoo import build_model, with_arch
 
     torch.manual_seed(0)
@@ -109,7 +109,7 @@ def test_zoo_vgg_splits_into_blocks_that_chain_to_the_model_and_train():
 
 
 def test_split_needs_two_pools():
-    from effconv.synthetic import split_at_pools
+    from effconv.training.synthetic_gradients import split_at_pools
 
     one_pool = torch.nn.Sequential(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.MaxPool2d(2)), torch.nn.Flatten())
     with pytest.raises(ValueError, match="two MaxPool2d"):

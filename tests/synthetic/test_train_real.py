@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from effconv.methods import LoopOptions
-from effconv.synthetic import train_synthetic, vgg_blocks
+from effconv.training.methods import LoopOptions
+from effconv.training.synthetic_gradients import train_synthetic, vgg_blocks
 
 
 def test_synthetic_gradients_beat_chance_on_real_cifar(cifar_small):

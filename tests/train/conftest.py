@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from effconv.data import CLASSES, CifarArrays
-from effconv.train import TrainData
+from effconv.training.api import TrainData
 
 
 def synthetic(n: int, seed: int) -> CifarArrays:
@@ -87,7 +87,7 @@ def write_tiny_spec(folder):
 def weights(path_or_state) -> dict[str, torch.Tensor]:
     if isinstance(path_or_state, dict):
         return path_or_state
-    from effconv.checkpoint import load_checkpoint
+    from effconv.training.checkpoint import load_checkpoint
 
     return load_checkpoint(path_or_state)["model"]
 

@@ -9,8 +9,8 @@ import zipfile
 import pytest
 import torch
 
-from effconv import checkpoint as ckpt
-from effconv import integrity
+from effconv.training import checkpoint as ckpt
+from effconv.training import integrity
 from effconv.errors import InvalidInputError
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from effconv import checkpoint as ckpt
+from effconv.training import checkpoint as ckpt
 from effconv.data import decode_source
 from effconv.data.batches import EvalBatches, TrainBatches
 

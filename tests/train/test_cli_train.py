@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from effconv import checkpoint as ckpt
+from effconv.training import checkpoint as ckpt
 from effconv.data.batches import EvalBatches
 
 

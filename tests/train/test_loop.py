@@ -13,10 +13,10 @@ import signal
 import pytest
 import torch
 
-from effconv import checkpoint as ckpt
+from effconv.training import checkpoint as ckpt
 from effconv.errors import CheckFailedError, Interrupted, ResourceLimitError, UsageError
 from effconv.specs import load_spec
-from effconv.train import TrainConfig, resume, train
+from effconv.training.api import TrainConfig, resume, train
 
 SPEC = load_spec("resnet20")  # names the run; the tests pass their own tiny model
 CFG = TrainConfig(steps=12, batch_size=16, eval_every=4, log_every=2, deterministic=True, seed=3, lr=0.01)

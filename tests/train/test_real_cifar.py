@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from effconv.specs import load_spec
-from effconv.train import TrainConfig, train
+from effconv.training.api import TrainConfig, train
 
 
 def test_resnet20_beats_40_percent(cifar10, tmp_path):

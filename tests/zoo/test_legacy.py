@@ -79,7 +79,7 @@ def test_foreign_keys_come_back_unchanged_and_still_fail_to_load():
 
 
 def test_old_trainer_checkpoint_loads_with_the_old_outputs():
-    from effconv.checkpoint import load_checkpoint, load_run
+    from effconv.training.checkpoint import load_checkpoint, load_run
 
     assert next(iter(load_checkpoint(OLD_BEST)["model"])).startswith("0.0.")  # really the old layout
     run = load_run(OLD_BEST)
@@ -107,9 +107,9 @@ def test_old_last_checkpoint_resumes(tmp_path):
     """A last.pt whose model keys are in the old layout (renamed back from a fresh run) resumes."""
     import numpy as np
 
-    from effconv import checkpoint as ckpt
+    from effconv.training import checkpoint as ckpt
     from effconv.data import CLASSES, CifarArrays
-    from effconv.train import TrainData, resume, train
+    from effconv.training.api import TrainData, resume, train
     from effconv.training.config import TrainConfig
 
     rng = np.random.default_rng(0)

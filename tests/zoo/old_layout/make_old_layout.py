@@ -5,7 +5,7 @@ import numpy as np, torch
 from effconv.specs import load_spec, with_arch, list_specs
 from effconv.zoo import build_model
 from effconv.data import CLASSES, CifarArrays
-from effconv.train import TrainData, train
+from effconv.training.api import TrainData, train
 from effconv.training.config import TrainConfig
 
 out = Path("tests/zoo/old_layout")
@@ -40,7 +40,7 @@ res = train(spec, cfg, data=TrainData(synthetic(64, 0), synthetic(32, 1), "synth
 print(res)
 shutil.copy(run / "best.pt", out / "mobilenet_tiny_best.pt")
 # the model's outputs on a fixed input, as the old code computes them
-from effconv.checkpoint import load_run
+from effconv.training.checkpoint import load_run
 loaded = load_run(out / "mobilenet_tiny_best.pt")
 x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(17))
 with torch.no_grad():

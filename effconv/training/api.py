@@ -2,7 +2,7 @@
 
 A run directory holds config.json (the resolved configuration), metrics.jsonl and metrics.csv,
 last.pt (full state for an exact resume) and best.pt (weights at the best test accuracy), and
-curve.png (a `synthetic_gradients` run: no last.pt, see effconv.synthetic.run_synthetic). A
+curve.png (a `synthetic_gradients` run: no last.pt, see effconv.training.synthetic_gradients.run_synthetic). A
 "capsnet" spec trains with the margin loss (effconv.training.loop.OBJECTIVES). Under
 `torchrun --nproc-per-node N -m effconv train ...` each process trains on its slice of every
 global batch with DistributedDataParallel; only rank 0 writes.
@@ -78,7 +78,7 @@ def resume(
     on_step: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Continue a run from its last.pt exactly where it stopped (optionally to a new total of `steps`)."""
-    from effconv import checkpoint as ckpt
+    from effconv.training import checkpoint as ckpt
 
     run_dir = Path(run_dir)
     record = ckpt.read_config_json(run_dir)
@@ -139,7 +139,7 @@ def _run_locked(spec, config, data, data_source, cache_dir, run_dir, payload, qu
     from effconv.training.loop import Trainer
 
     if config.synthetic_gradients:
-        from effconv.synthetic import check_synthetic
+        from effconv.training.synthetic_gradients import check_synthetic
 
         check_synthetic(spec, config, rt.distributed)  # before the data is read
     data = ses.take_subset(data or load_train_data(data_source, cache_dir), config)
@@ -158,7 +158,7 @@ def _run_locked(spec, config, data, data_source, cache_dir, run_dir, payload, qu
         ses.update_run_record(run_dir, config, total)  # --steps: config.json says the new total
     setup = ses.RunSetup(spec, config, rt, data, model, run_dir, run_id, total, payload, quiet)
     if config.synthetic_gradients:
-        from effconv.synthetic import run_synthetic
+        from effconv.training.synthetic_gradients import run_synthetic
 
         return run_synthetic(setup)  # on_step is not offered there
     return Trainer(setup, on_step).run()

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from effconv.methods import EvalPoint, Feed, History, LoopOptions, adam, run_loop
+from effconv.training.methods import EvalPoint, Feed, History, LoopOptions, adam, run_loop
 from effconv.training.session import TrainData
 
 SG_LR = 1e-3  # Adam rate of the gradient predictors (their targets shrink as the blocks learn)
@@ -245,7 +245,7 @@ def run_synthetic(setup) -> "TrainResult":  # noqa: F821 (imported inside: torch
     caller, `synthetic_gradients` true), metrics.jsonl/.csv with one row per evaluation, best.pt
     (weights at the best test accuracy, so export and load_run work) and curve.png. Without last.pt
     such a run cannot be resumed."""
-    from effconv import checkpoint as ckpt
+    from effconv.training import checkpoint as ckpt
     from effconv.training.loop import run_meta
     from effconv.training.metrics import MetricsLog, MetricsRow, Progress
     from effconv.training.optim import build_optimizer
@@ -277,7 +277,7 @@ def run_synthetic(setup) -> "TrainResult":  # noqa: F821 (imported inside: torch
                         make_optimizer=lambda params: build_optimizer(params, cfg), on_eval=on_eval)
     finally:
         progress.close()
-    from effconv.plots import plot_training_curve
+    from effconv.training.plots import plot_training_curve
 
     plot_training_curve(log.rows, run_dir / "curve.png", title=setup.run_id)
     rows = tuple(log.rows)

@@ -5,7 +5,7 @@ wall time).
 The CNN baseline keeps the CapsNet's stem and primary convolution (same initial weights), drops the
 capsules and routing, and classifies with a two-layer fully connected head whose width is chosen so
 that its Mult-Adds per image match those of the capsule layer (W_ij transforms plus routing).
-Run (no `effconv experiment` needed): `python -m effconv.methods_report DATA OUT_DIR [STEPS]`, with
+Run (no `effconv experiment` needed): `python -m effconv.training.methods_report DATA OUT_DIR [STEPS]`, with
 DATA any CIFAR-10 source `effconv train --data` takes (e.g. ../shared/data/cifar10-jpg.tar.xz) and
 STEPS the training steps of every method (default 300). The committed report (120 steps) is
 reports/methods/comparison.md.
@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from effconv.io import atomic_path, write_text
-from effconv.methods import History, LoopOptions, load_cifar_subset, train_classifier
-from effconv.synthetic import train_synthetic, vgg_blocks
+from effconv.training.methods import History, LoopOptions, load_cifar_subset, train_classifier
+from effconv.training.synthetic_gradients import train_synthetic, vgg_blocks
 from effconv.training.session import TrainData
 from effconv.zoo.capsnet import CapsNet, training_loss
 
@@ -201,14 +201,14 @@ def cpu_model() -> str:
 
 def main(argv: list[str]) -> None:
     if len(argv) < 2:
-        raise SystemExit("usage: python -m effconv.methods_report DATA OUT_DIR [STEPS]")
+        raise SystemExit("usage: python -m effconv.training.methods_report DATA OUT_DIR [STEPS]")
     source, out_dir = Path(argv[0]), Path(argv[1])
     steps = int(argv[2]) if len(argv) > 2 else 300
     per_class, test_per_class, batch, widths = 500, 100, 32, (16, 32, 64)
     data = load_cifar_subset(source, per_class, test_per_class)
     setup = (
         f"Run {time.strftime('%Y-%m-%d')} on {cpu_model()} (CPU, {torch.get_num_threads()} torch threads), "
-        f"torch {torch.__version__}: `python -m effconv.methods_report {source.name} OUT {steps}`.\n\n"
+        f"torch {torch.__version__}: `python -m effconv.training.methods_report {source.name} OUT {steps}`.\n\n"
         f"Data: CIFAR-10 ({source.name}), first {per_class} training and {test_per_class} test images per "
         f"class. The JPEG re-encoded CIFAR-10 runs about a point below the official release. "
         f"Scale: one seed, Adam lr 1e-3, batch {batch}, {steps} steps, no augmentation; VGG-style blocks "

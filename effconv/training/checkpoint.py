@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from effconv import integrity
+from effconv.training import integrity
 from effconv.errors import InvalidInputError, UsageError
 from effconv.io import atomic_path
 from effconv.sandbox.safety import refuse_code_in_pickle
