@@ -123,7 +123,7 @@ def _devices() -> Iterable[str]:
 
 
 def _experiments() -> Iterable[str]:
-    from effconv.experiments import EXPERIMENTS
+    from effconv.experiments.studies import EXPERIMENTS
 
     return EXPERIMENTS
 

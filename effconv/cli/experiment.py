@@ -1,6 +1,6 @@
 """`effconv experiment list | run | report` (the paper's four studies) and `effconv compare RUN...`.
 
-Thin: parse, call effconv.experiments / effconv.experiments_report / effconv.runs, render with rich.
+Thin: parse, call effconv.experiments (runner, report, runs), render with rich.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def list_command() -> None:
 
     Example: effconv experiment list
     """
-    from effconv.experiments import EXPERIMENTS
+    from effconv.experiments.studies import EXPERIMENTS
 
     table = Table("", [(c, "left") for c in ("experiment", "runs (label = spec)", "claims")])
     for exp in EXPERIMENTS.values():
@@ -64,7 +64,8 @@ def run_command(
 
     CPU smoke run: effconv experiment run optimizer --scale 0.001 --width-mult 0.25 --threads 1
     """
-    from effconv.experiments import RunOptions, run_experiment
+    from effconv.experiments.runner import run_experiment
+    from effconv.experiments.studies import RunOptions
 
     options = RunOptions(scale=scale, width_mult=width_mult, evals=evals, eval_images=eval_images,
                          batch_size=batch_size, device=device, seed=0, threads=threads)
@@ -122,7 +123,7 @@ def report_command(
 
     Example: effconv experiment report kernel-size --out runs/experiments/kernel-size --report-dir reports
     """
-    from effconv.experiments_report import write_report
+    from effconv.experiments.report import write_report
 
     report_dir.mkdir(parents=True, exist_ok=True)
     report, path = write_report(name, _out(name, out), report_dir, costs=costs, note=note)
@@ -153,8 +154,8 @@ def compare_command(
 
     Example: effconv compare runs/experiments/kernel-size/* --target 0.6 --plots plots/
     """
-    from effconv.run_costs import run_costs
-    from effconv.runs import plot_runs, read_run
+    from effconv.experiments.run_costs import run_costs
+    from effconv.experiments.runs import plot_runs, read_run
 
     target = target / 100 if target > 1 else target
     summaries = [read_run(p) for p in runs]

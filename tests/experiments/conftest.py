@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from effconv.runs import Point, RunSummary
+from effconv.experiments.runs import Point, RunSummary
 
 
 def run(label: str, accs, *, every: int = 100, sec_per_step: float = 0.1, n: int = 10_000,

@@ -11,8 +11,10 @@ import json
 
 import pytest
 
-from effconv.experiments import EXPERIMENTS, RunOptions, run_experiment
-from effconv.experiments_report import AGREES, DISAGREES, INCONCLUSIVE, write_report
+from effconv.experiments.report import write_report
+from effconv.experiments.runner import run_experiment
+from effconv.experiments.studies import EXPERIMENTS, RunOptions
+from effconv.experiments.verdicts import AGREES, DISAGREES, INCONCLUSIVE
 
 OPTIONS = RunOptions(scale=0.0002, width_mult=0.125, evals=2, eval_images=100, batch_size=16, threads=1)
 CLI_ARGS = ["--scale", "0.0002", "--width-mult", "0.125", "--evals", "2", "--eval-images", "100",

@@ -8,8 +8,9 @@ import statistics
 import pytest
 
 from effconv.errors import InvalidInputError, UsageError
-from effconv.experiments import EXPERIMENTS, RunOptions, narrow_model, plan_experiment, run_config
-from effconv.runs import read_run
+from effconv.experiments.runner import plan_experiment
+from effconv.experiments.runs import read_run
+from effconv.experiments.studies import EXPERIMENTS, RunOptions, narrow_model, run_config
 from effconv.specs import load_spec
 
 ROWS = [  # step, loss, test_acc, elapsed (s)

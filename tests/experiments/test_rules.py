@@ -6,9 +6,10 @@ import math
 
 import pytest
 
-from effconv import experiments_report as rep
-from effconv.experiments import EXPERIMENTS
-from effconv.experiments_report import AGREES, DISAGREES, INCONCLUSIVE
+from effconv.experiments import verdicts as rep
+from effconv.experiments.report import build_report
+from effconv.experiments.studies import EXPERIMENTS
+from effconv.experiments.verdicts import AGREES, DISAGREES, INCONCLUSIVE
 
 CHANCE = [0.10] * 10
 ZIGZAG = [0.05 * (-1) ** i for i in range(10)]
@@ -144,7 +145,7 @@ def test_small_scale_or_narrow_models_are_inconclusive(synth, scale, width, verd
 
 def test_report_sets_every_claim_beside_a_measurement(synth):
     runs = list(_opt(synth, FAST, SLOW).values())
-    report = rep.build_report("optimizer", runs, date="2026-01-01")
+    report = build_report("optimizer", runs, date="2026-01-01")
     claims = [c.text for c in EXPERIMENTS["optimizer"].claims]
     assert [t for t, _ in report.findings] == claims
     for text, finding in report.findings:

@@ -93,7 +93,7 @@ def test_resume_records_the_new_total(cli, setup, tmp_path):
     record = json.loads((run / "config.json").read_text())
     assert record["total_steps"] == 4 and record["config"]["steps"] == 4  # was 2: "4/2" in readers
 
-    from effconv.runs import read_run
+    from effconv.experiments.runs import read_run
 
     assert read_run(run).status == "complete"
 
@@ -101,7 +101,7 @@ def test_resume_records_the_new_total(cli, setup, tmp_path):
 def test_time_per_step_ignores_each_sessions_start_up(tmp_path):
     """Two sessions of 100 steps at 0.187 s, each with a 10 s start-up in its first window: the
     mean over the run read 0.287 s; the median window reads the steady 0.187 s."""
-    from effconv.runs import Point, RunSummary
+    from effconv.experiments.runs import Point, RunSummary
 
     points, elapsed = [], 0.0
     for step in range(10, 201, 10):

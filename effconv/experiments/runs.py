@@ -1,7 +1,7 @@
 """Read finished (or partial) training run directories into `RunSummary`s; torch-free.
 
 A run directory (written by effconv.training.api) holds config.json and metrics.jsonl. An experiment run
-also holds experiment.json (written by effconv.experiments): the experiment, the run's label, the
+also holds experiment.json (written by effconv.experiments.runner): the experiment, the run's label, the
 width multiplier it was trained with (1.0: the spec's own model), wall time and the host device.
 
 Units: accuracies are fractions (0-1); times are seconds. `train_seconds` is training time only

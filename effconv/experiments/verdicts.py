@@ -1,4 +1,4 @@
-"""Verdicts on the paper's claims, written as code, and the Markdown report of an experiment.
+"""Verdicts on the paper's claims, written as code (the Markdown report: effconv.experiments.report).
 
 Each rule in RULES reads the runs of one experiment (label -> RunSummary) and returns a Finding:
 what we measured, and "agrees", "disagrees" or "inconclusive at this scale". Accuracy differences
@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from effconv.runs import RunSummary
+from effconv.experiments.runs import RunSummary
 
 AGREES, DISAGREES, INCONCLUSIVE = "agrees", "disagrees", "inconclusive at this scale"
 MIN_SCALE = 0.1  # below a tenth of the paper's steps the curves are too short to judge its claims
@@ -41,7 +41,7 @@ def _n(*runs: RunSummary) -> int:
     return min(r.test_images for r in runs) or 1
 
 
-def _pct(x: float | None) -> str:
+def pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}%"
 
 
@@ -54,7 +54,7 @@ def _learned(*runs: RunSummary) -> bool:
 
 
 def _no_data(runs: Sequence[RunSummary]) -> Finding:
-    return Finding(f"no run learned beyond chance (best {_pct(max((r.best_acc or 0) for r in runs))})", INCONCLUSIVE)
+    return Finding(f"no run learned beyond chance (best {pct(max((r.best_acc or 0) for r in runs))})", INCONCLUSIVE)
 
 
 def steps_ratio(a: RunSummary, b: RunSummary) -> tuple[float, float | None, int | None, int | None]:
@@ -72,7 +72,7 @@ def three_by_three_sufficient(runs: Runs) -> Finding:
         return _no_data([r3, *others])
     best = max(others, key=lambda r: r.final_acc)
     d, m = r3.final_acc - best.final_acc, margin(r3.final_acc, best.final_acc, _n(r3, best))
-    text = f"3x3 final {_pct(r3.final_acc)} vs best other ({best.label}) {_pct(best.final_acc)}: {100 * d:+.2f} pts (noise {100 * m:.2f})"
+    text = f"3x3 final {pct(r3.final_acc)} vs best other ({best.label}) {pct(best.final_acc)}: {100 * d:+.2f} pts (noise {100 * m:.2f})"
     return Finding(text, AGREES if d >= -m else DISAGREES)
 
 
@@ -84,8 +84,8 @@ def larger_kernels_converge_worse(runs: Runs) -> Finding:
     target, ratio, s5, s3 = steps_ratio(r5, r3)
     slower = (s3 is not None and s5 is None) or (ratio is not None and ratio >= STEP_RATIO)
     faster = (s5 is not None and s3 is None) or (ratio is not None and ratio <= 1 / STEP_RATIO)
-    text = (f"5x5 final {_pct(r5.final_acc)} vs 3x3 {_pct(r3.final_acc)} ({100 * d:+.2f} pts, noise {100 * m:.2f}); "
-            f"steps to {_pct(target)}: 5x5 {s5 or 'never'}, 3x3 {s3 or 'never'}")
+    text = (f"5x5 final {pct(r5.final_acc)} vs 3x3 {pct(r3.final_acc)} ({100 * d:+.2f} pts, noise {100 * m:.2f}); "
+            f"steps to {pct(target)}: 5x5 {s5 or 'never'}, 3x3 {s3 or 'never'}")
     return Finding(text, _three_way(d < -m or slower, d > m or faster))
 
 
@@ -106,7 +106,7 @@ def adam_converges_faster(runs: Runs) -> Finding:
     target, ratio, sa, sm = steps_ratio(adam, mom)
     faster = (sa is not None and sm is None) or (ratio is not None and ratio <= 1 / STEP_RATIO)
     slower = (sm is not None and sa is None) or (ratio is not None and ratio >= STEP_RATIO)
-    return Finding(f"steps to {_pct(target)}: Adam {sa or 'never'}, momentum {sm or 'never'}", _three_way(faster, slower))
+    return Finding(f"steps to {pct(target)}: Adam {sa or 'never'}, momentum {sm or 'never'}", _three_way(faster, slower))
 
 
 def adam_more_accurate(runs: Runs) -> Finding:
@@ -114,7 +114,7 @@ def adam_more_accurate(runs: Runs) -> Finding:
     if not _learned(adam, mom):
         return _no_data([adam, mom])
     d, m = adam.final_acc - mom.final_acc, margin(adam.final_acc, mom.final_acc, _n(adam, mom))
-    text = f"final: Adam {_pct(adam.final_acc)}, momentum {_pct(mom.final_acc)} ({100 * d:+.2f} pts, noise {100 * m:.2f})"
+    text = f"final: Adam {pct(adam.final_acc)}, momentum {pct(mom.final_acc)} ({100 * d:+.2f} pts, noise {100 * m:.2f})"
     return Finding(text, _three_way(d > m, d < -m))
 
 
@@ -133,7 +133,7 @@ def momentum_faster_start(runs: Runs) -> Finding:
     if adam.first_acc is None or mom.first_acc is None:
         return Finding("no evaluation", INCONCLUSIVE)
     d, m = mom.first_acc - adam.first_acc, margin(mom.first_acc, adam.first_acc, _n(adam, mom))
-    text = (f"first evaluation (step {mom.evals[0].step}): momentum {_pct(mom.first_acc)}, Adam {_pct(adam.first_acc)} "
+    text = (f"first evaluation (step {mom.evals[0].step}): momentum {pct(mom.first_acc)}, Adam {pct(adam.first_acc)} "
             f"({100 * d:+.2f} pts, noise {100 * m:.2f})")
     return Finding(text, _three_way(d > m, d < -m))
 
@@ -149,7 +149,7 @@ def relu_best(runs: Runs) -> Finding:
     if not _learned(*runs.values()):
         return _no_data(list(runs.values()))
     relu, rival, d, m = _versus(runs, "relu", ["swish", "elu", "crelu"], max)
-    text = f"ReLU {_pct(relu.final_acc)} vs best other ({rival.label}) {_pct(rival.final_acc)}: {100 * d:+.2f} pts (noise {100 * m:.2f})"
+    text = f"ReLU {pct(relu.final_acc)} vs best other ({rival.label}) {pct(rival.final_acc)}: {100 * d:+.2f} pts (noise {100 * m:.2f})"
     return Finding(text, _three_way(d > m, d < -m))
 
 
@@ -159,7 +159,7 @@ def swish_close(runs: Runs) -> Finding:
         return _no_data([swish, relu])
     d = swish.final_acc - relu.final_acc
     close = max(margin(swish.final_acc, relu.final_acc, _n(swish, relu)), 0.02)  # "close": 2 points or the noise
-    text = f"Swish {_pct(swish.final_acc)} vs ReLU {_pct(relu.final_acc)}: {100 * d:+.2f} pts (close = within {100 * close:.2f})"
+    text = f"Swish {pct(swish.final_acc)} vs ReLU {pct(relu.final_acc)}: {100 * d:+.2f} pts (close = within {100 * close:.2f})"
     return Finding(text, AGREES if d >= -close else DISAGREES)
 
 
@@ -167,7 +167,7 @@ def crelu_worst(runs: Runs) -> Finding:
     if not _learned(*runs.values()):
         return _no_data(list(runs.values()))
     crelu, rival, d, m = _versus(runs, "crelu", ["relu", "swish", "elu"], min)
-    text = f"CReLU {_pct(crelu.final_acc)} vs worst other ({rival.label}) {_pct(rival.final_acc)}: {100 * d:+.2f} pts (noise {100 * m:.2f})"
+    text = f"CReLU {pct(crelu.final_acc)} vs worst other ({rival.label}) {pct(rival.final_acc)}: {100 * d:+.2f} pts (noise {100 * m:.2f})"
     return Finding(text, _three_way(d < -m, d > m))
 
 
@@ -228,115 +228,3 @@ def judge(rule: str, runs: Runs, *, scale: float, width_mult: float = 1.0) -> Fi
     if (scale < MIN_SCALE or width_mult < 1.0) and found.verdict != INCONCLUSIVE:
         return Finding(found.measurement, INCONCLUSIVE, leaning=found.verdict)
     return found
-
-
-# The Markdown report -------------------------------------------------------------------------------
-JPEG_CAVEAT = ("the CIFAR-10 images are a JPEG re-encoding of the official release; accuracies on it run "
-               "about a point below the official binary release")
-
-
-@dataclass(frozen=True)
-class ExperimentReport:
-    name: str
-    markdown: str
-    findings: tuple[tuple[str, Finding], ...]  # (claim text, finding)
-    figures: tuple[str, ...]  # file names beside the report
-
-
-def load_runs(name: str, out) -> list[RunSummary]:
-    """The runs of experiment `name` under `out` (UsageError naming the first one missing)."""
-    from pathlib import Path
-
-    from effconv.errors import UsageError
-    from effconv.experiments import get_experiment
-    from effconv.runs import read_run
-
-    runs = []
-    for plan in get_experiment(name).runs:
-        path = Path(out) / plan.label
-        if not (path / "config.json").is_file():
-            raise UsageError(f"run {plan.label!r} is missing; train it with: effconv experiment run {name} --out {out}", path=path)
-        runs.append(read_run(path))
-    return runs
-
-
-def build_report(name: str, runs: list[RunSummary], *, costs=None, figures: Sequence[str] = (), date: str = "",
-                 note: str = "") -> ExperimentReport:
-    """Judge every claim of experiment `name` on `runs` and render the Markdown."""
-    from effconv.experiments import get_experiment
-
-    exp = get_experiment(name)
-    by_label = {r.label: r for r in runs}
-    scale = min(float(r.extra.get("scale", 1.0)) for r in runs)
-    width = min(r.width_mult for r in runs)
-    findings = tuple((c.text, judge(c.rule, by_label, scale=scale, width_mult=width)) for c in exp.claims)
-    setup = _setup_lines(runs, scale, width, date) + ([f"- Note: {note}"] if note else [])
-    lines = [f"# {exp.title}", "", *setup, "", "## The paper's claims and our data", "",
-             "| Paper's claim | Our measurement | Verdict |", "|---|---|---|"]
-    for text, f in findings:
-        lean = f" (data alone: {f.leaning})" if f.leaning else ""
-        lines.append(f"| {text} | {f.measurement} | **{f.verdict}**{lean} |")
-    lines += ["", f"Rules (effconv/experiments_report.py): accuracy differences count beyond twice their standard error; "
-              f"step and oscillation ratios beyond {STEP_RATIO}; time ratios beyond {TIME_RATIO}; a run below "
-              f"{MIN_SCALE:g} of the paper's steps or with a width multiplier is inconclusive at this scale.",
-              "", "## Runs", "", *_run_table(runs, costs or {})]
-    if figures:
-        lines += ["", "## Figures", "", *[f"![{f}]({f})" for f in figures]]
-    return ExperimentReport(name, "\n".join(lines) + "\n", findings, tuple(figures))
-
-
-def _setup_lines(runs: list[RunSummary], scale: float, width: float, date: str) -> list[str]:
-    import time
-
-    first = runs[0]
-    cfg = first.config
-    devices = sorted({r.device for r in runs})
-    wall = sum(r.wall_seconds or 0.0 for r in runs)
-    train = sum(r.train_seconds for r in runs)
-    lines = [
-        f"- Report date: {date or time.strftime('%Y-%m-%d %H:%M:%S %Z')}; runs trained {first.extra.get('date', '?')} (first run)",
-        f"- Device: {'; '.join(devices)}",
-        f"- Scale: {scale:g} of the paper's steps ({', '.join(f'{r.label} {r.total_steps}' for r in runs)} steps); "
-        f"batch {cfg.get('batch_size')}; training subset {cfg.get('subset') or 'all 50,000'} images; "
-        f"{first.test_images} test images per evaluation",
-        f"- Width multiplier: {width:g}" + ("" if width == 1.0 else " (narrowed models for a CPU run: not the paper's networks)"),
-        f"- Wall time: {wall:.0f} s for all runs ({train:.0f} s of it in training steps)",
-        f"- Data: {first.data_source or '?'}" + (f"; note: {JPEG_CAVEAT}" if "jpg" in first.data_source.lower() else ""),
-        f"- Reproduce: `effconv experiment run {first.extra.get('experiment', '?')} --scale {scale:g} --width-mult {width:g} "
-        f"--batch-size {cfg.get('batch_size')} --evals {len(first.evals)} --eval-images {first.test_images}`",
-    ]
-    if scale < 1.0 or width < 1.0:
-        lines.append("- The full-scale run (scale 1.0, width 1.0) is pending a GPU.")
-    status = [f"{r.label}: {r.status}" for r in runs if r.status != "complete"]
-    if status:
-        lines.append(f"- Not complete: {', '.join(status)}")
-    return lines
-
-
-def _run_table(runs: list[RunSummary], costs: Mapping[str, object]) -> list[str]:
-    lines = ["| Run | Spec | Steps | Final test acc | Best | ms/step | Train s | Wall s | Weights | Mult-Adds / image |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in runs:
-        c = costs.get(r.label)
-        ms = f"{1e3 * r.seconds_per_step:.1f}" if r.seconds_per_step else "n/a"
-        wall = f"{r.wall_seconds:.0f}" if r.wall_seconds is not None else "n/a"
-        lines.append(f"| {r.label} | {r.spec_name} | {r.step} | {_pct(r.final_acc)} | {_pct(r.best_acc)} | {ms} | "
-                     f"{r.train_seconds:.0f} | {wall} | {f'{c.weights:,}' if c else 'n/a'} | {f'{c.mult_adds:,}' if c else 'n/a'} |")
-    return lines
-
-
-def write_report(name: str, out, report_dir, *, costs: bool = True, note: str = "") -> tuple[ExperimentReport, object]:
-    """Read the runs of `name` under `out`, write <report_dir>/<name>.md and its PNG figures."""
-    from pathlib import Path
-
-    from effconv.io import write_text
-    from effconv.run_costs import run_costs
-    from effconv.runs import plot_runs
-
-    runs = load_runs(name, out)
-    report_dir = Path(report_dir)
-    figs = plot_runs(runs, report_dir, title=name, prefix=f"{name}-")
-    table = {r.label: run_costs(r, latency=False) for r in runs} if costs else {}
-    report = build_report(name, runs, costs=table, figures=[f.name for f in figs], note=note)
-    path = write_text(report_dir / f"{name}.md", report.markdown)
-    return report, path

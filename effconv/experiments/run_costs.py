@@ -1,14 +1,14 @@
 """What a run's architecture costs: parameters and Mult-Adds from the profiler, latency from ONNX
 Runtime. The model is rebuilt from the run's spec and width (latency does not depend on the trained
 weights), so this lives beside the code that builds models, not in the run reader
-(effconv.runs, which reads JSON and builds nothing)."""
+(effconv.experiments.runs, which reads JSON and builds nothing)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from effconv.runs import RunSummary
+from effconv.experiments.runs import RunSummary
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ def run_costs(run: RunSummary, *, latency: bool = True, duration_s: float = 0.5)
     import tempfile
 
     from effconv.training.checkpoint import spec_from_dict
-    from effconv.experiments import build_run_model
+    from effconv.experiments.studies import build_run_model
     from effconv.export.onnx import export_onnx
     from effconv.profile import profile_onnx
 
