@@ -9,15 +9,15 @@ no file behind (the issue's rule; a kept-but-failing file would be picked up by 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from effconv.errors import UsageError
-from effconv.export.onnx import DEFAULT_OPSET, OnnxCheck, check_onnx, stage_onnx
-from effconv.export.parity import ParityResult, check_onnx_parity, random_inputs
+from effconv.export.onnx import DEFAULT_OPSET, check_onnx, stage_onnx
+from effconv.export.parity import check_onnx_parity, random_inputs
+from effconv.export.result import ExportResult  # noqa: F401 (the result of export(), named here too)
 from effconv.export.staging import DEFAULT_EXTERNAL_DATA_THRESHOLD, commit, staging_dir
 
 FORMATS = ("onnx", "tensorrt")
@@ -50,35 +50,6 @@ class ExportOptions:
     mean: tuple[float, ...] | None = None  # plain ONNX sources without effconv metadata, 0-1 scale
     std: tuple[float, ...] | None = None
     input_shape: tuple[int, ...] | None = None  # plain ONNX sources with symbolic image dimensions
-
-
-@dataclass(frozen=True)
-class ExportResult:
-    source: str
-    files: tuple[Path, ...]  # everything written, in the order it was moved into place
-    onnx_path: Path
-    engine_path: Path | None
-    check: OnnxCheck
-    parity: tuple[ParityResult, ...]  # ONNX Runtime, then TensorRT for engines
-    metadata: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
-    int8: Any = None  # effconv.export.int8.Int8Check for int8 ONNX exports
-
-    def to_dict(self) -> dict:
-        return {
-            "source": self.source,
-            "files": [str(p) for p in self.files],
-            "onnx": str(self.onnx_path),
-            "engine": str(self.engine_path) if self.engine_path else None,
-            "check": {"opset": self.check.opset, "nodes": self.check.nodes,
-                      "inputs": {k: list(v) for k, v in self.check.inputs.items()},
-                      "outputs": {k: list(v) for k, v in self.check.outputs.items()},
-                      "external_data": self.check.external_data},
-            "parity": [p.to_dict() for p in self.parity],
-            "metadata": self.metadata,
-            "seconds": self.seconds,
-            "int8_check": self.int8.to_dict() if self.int8 is not None else None,
-        }
 
 
 def default_output(source, fmt: str) -> Path:

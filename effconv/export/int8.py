@@ -255,7 +255,7 @@ def export_onnx_file(source: Path, out: Path | None, options):
     """`effconv export model.onnx --precision int8`: quantize any float32 ONNX file (no torch)."""
     import time
 
-    from effconv.export.api import ExportResult
+    from effconv.export.result import ExportResult
     from effconv.export.onnx import check_onnx
     from effconv.export.staging import commit, staging_dir
 
