@@ -212,6 +212,12 @@ def export(module, path: Path, shape, dynamic_batch: bool = False) -> int:
     raise RuntimeError("; ".join(errors))
 
 
+def _exporter_text() -> str:
+    if EXPORTER["name"] == "dynamo":
+        return "exported by torch.onnx.export(dynamo=True) (torch's default exporter; opset 18, else 23"
+    return "exported by effconv (TorchScript exporter, opset 17"
+
+
 def export_dynamo(module, path: Path, shape, dynamic_batch: bool) -> int:
     """torch.onnx.export(dynamo=True), the default exporter of current torch, at opset 18 (then 23):
     what most users' files now come from (Attention, LayerNormalization and Split-18 nodes, its own
@@ -356,7 +362,7 @@ def markdown(rows: list[Row], env: dict, batch: int | None = None) -> str:
         "",
         f"Written by `{command} --report <this file>`. Models: HuggingFace",
         "`transformers` vision architectures built from their config classes with random weights",
-        f"(nothing downloaded), exported by effconv (TorchScript exporter, opset 17, {shapes}).",
+        f"(nothing downloaded), {_exporter_text()}, {shapes}).",
         "Oracle: `torch.utils.flop_counter.FlopCounterMode` on the torch module (Mult-Adds = FLOPs / 2),",
         "with scaled-dot-product attention on its math path (torch 2.13's CPU flash kernel has no",
         "FlopCounterMode formula: it would count 0). Both sides count the same operations (conv incl.",
