@@ -1,8 +1,11 @@
 """Static profile of any ONNX model: per-layer Mult-Adds and parameters in the paper's layer types.
 
-Pipeline: graph.py (load, validate, infer shapes) -> handlers.py (Mult-Adds per op type) ->
-layer_types.py (paper vocabulary) -> core.py (per layer, per type, totals) -> report.py (tables,
-JSON, CSV, Markdown, plot). `profile_model` is the one entry point.
+Pipeline: read.py (read and refuse what is unsafe) -> graph.py (check, infer shapes) ->
+propagate.py + fold.py (fold small constants and infer node by node) -> handlers.py / quantized.py
+(Mult-Adds per op type) -> consts.py (which tensors are weights) -> layer_types.py (paper
+vocabulary) -> memory.py (live activations) -> core.py (per layer, per type, totals) -> report.py
+(tables, JSON, CSV, Markdown, plots). Library entry points: `profile_onnx` (a file),
+`profile_model` (a file or a zoo model); `effconv.profile.api.run_profile` is what the command runs.
 
 Importing this package loads no onnx: `model.py` (the profile as data) stays cheap for the CLI
 process, which only renders what its isolated child computed. The other names are imported on first
