@@ -74,16 +74,22 @@ def test_native_crash_in_the_child_is_exit_5_through_the_cli(cli, tmp_path, monk
 
 
 def _huge_pads_model(path: Path) -> Path:
-    """Pads from ConstantOfShape([2**56 + 2]): shape inference asks for more memory than exists
-    (found by the 10,000-input fuzz run, seed 0, input 1324: then a MemoryError, exit 5, in-process)."""
+    """Pads from ConstantOfShape([N * (2**56 + 2)]), N read from the input's shape: ONNX's data
+    propagation asks for more memory than exists (found by the 10,000-input fuzz run, seed 0, input
+    1324: then a MemoryError, exit 5, in-process). With a constant size instead, effconv infers without
+    data propagation and never asks (tests/profile/test_bad_input.py); a size computed from shapes
+    still reaches it, and the child's memory limit turns that into exit 4."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     inits = [numpy_helper.from_array(np.array([2**56 + 2], np.int64), "k"),
              numpy_helper.from_array(np.array([1, 1], np.int64), "hw"),
+             numpy_helper.from_array(np.array([0], np.int64), "i0"),
              numpy_helper.from_array(np.ones((2, 2, 3, 3), np.float32), "w")]
-    nodes = [helper.make_node("ConstantOfShape", ["k"], ["z"], value=helper.make_tensor("v", TensorProto.INT64, [1], [0])),
+    nodes = [helper.make_node("Shape", ["x"], ["sx"]), helper.make_node("Gather", ["sx", "i0"], ["n"]),
+             helper.make_node("Mul", ["n", "k"], ["kk"]),
+             helper.make_node("ConstantOfShape", ["kk"], ["z"], value=helper.make_tensor("v", TensorProto.INT64, [1], [0])),
              helper.make_node("Concat", ["z", "hw", "z", "hw"], ["pads"], axis=0),
              helper.make_node("Pad", ["x", "pads"], ["p"]), helper.make_node("Conv", ["p", "w"], ["y"])]
     g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 5, 5])],
