@@ -123,3 +123,17 @@ def _read_owner(folder: Path) -> str:
     except (OSError, ValueError):
         return ""
     return f" (pid {pid})"
+
+
+def save_png(fig, target: str | Path, dpi: int | None = None) -> Path:
+    """Write a matplotlib figure as PNG atomically (effconv.io.atomic_path), and close it whatever
+    happens (an open figure holds its memory until the process ends)."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(target, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", **({"dpi": dpi} if dpi else {}))
+    finally:
+        plt.close(fig)
+    return Path(target)
+

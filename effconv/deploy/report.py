@@ -97,7 +97,7 @@ def plot_matrix(matrices: list[Matrix], path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from effconv.io import atomic_path
+    from effconv.io import save_png
 
     markers = {"fp32": "o", "fp16": "^", "bf16": "s", "int8": "D"}
     backends = list(dict.fromkeys(c.backend for m in matrices for c in m.cells))
@@ -120,10 +120,7 @@ def plot_matrix(matrices: list[Matrix], path: str | Path) -> Path:
             ax.legend(fontsize=7, loc="best")
     fig.suptitle("Deployment matrix: latency vs accuracy (red circle: best cell)", fontsize=11)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path, dpi=120)
 
 
 def write_outputs(matrix: Matrix, *, json_path=None, csv_path=None, markdown_path=None, plot_path=None) -> list[Path]:

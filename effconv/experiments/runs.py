@@ -172,7 +172,7 @@ def plot_runs(runs: list[RunSummary], folder: str | Path, *, title: str = "", pr
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    from effconv.io import atomic_path
+    from effconv.io import save_png
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -187,8 +187,6 @@ def plot_runs(runs: list[RunSummary], folder: str | Path, *, title: str = "", pr
         ax.grid(alpha=0.3)
         ax.legend(loc="best")
         fig.tight_layout()
-        with atomic_path(folder / f"{prefix}{name}", suffix=".png") as tmp:
-            fig.savefig(tmp, format="png")
-        plt.close(fig)
+        save_png(fig, folder / f"{prefix}{name}")
         written.append(folder / f"{prefix}{name}")
     return written

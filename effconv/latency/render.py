@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from effconv.io import atomic_path
+from effconv.io import save_png
 from effconv.tables import Line, Table, show
 
 LATENCY_SCHEMA_VERSION = 1
@@ -135,7 +135,4 @@ def plot_latency_vs_macs(profile, report, path: str | Path) -> Path:
     ax.set_title(f"{report.model}: Mult-Adds vs measured latency per layer type")
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path, dpi=120)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from effconv.errors import CheckFailedError
-from effconv.io import atomic_path
+from effconv.io import save_png
 from effconv.profile.model import ModelProfile
 from effconv.tables import Line, Table
 
@@ -132,12 +132,7 @@ def write_memory_plot(p: ModelProfile, target: str | Path) -> Path:
     ax.set_ylabel("live activations (MB)")
     ax.set_title(f"{p.model}: live activation memory (batch {next(iter(p.input_shapes.values()), [1])[0]})")
     fig.tight_layout()
-    try:
-        with atomic_path(target, suffix=".png") as tmp:
-            fig.savefig(tmp, format="png")
-    finally:
-        plt.close(fig)
-    return Path(target)
+    return save_png(fig, target)
 
 
 def check_memory_budgets(p: ModelProfile, ram_mb: float | None, flash_mb: float | None) -> None:

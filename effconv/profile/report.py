@@ -10,7 +10,7 @@ import io
 import json
 from pathlib import Path
 
-from effconv.io import atomic_path, write_text
+from effconv.io import save_png, write_text
 from effconv.profile.memory_report import (
     memory_layer_table, memory_lines, memory_markdown, memory_type_table, write_memory_plot,
 )
@@ -210,12 +210,7 @@ def write_plot(p: ModelProfile, target: str | Path) -> Path:
     ax.set_title(f"{p.model} ({p.convention} convention)")
     ax.legend()
     fig.tight_layout()
-    try:
-        with atomic_path(target, suffix=".png") as tmp:
-            fig.savefig(tmp, format="png")
-    finally:
-        plt.close(fig)
-    return Path(target)
+    return save_png(fig, target)
 
 
 def latency_markdown(lat: dict) -> list[str]:

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from effconv.io import atomic_path, write_text
+from effconv.io import save_png, write_text
 from effconv.training.methods import History, LoopOptions, load_cifar_subset, train_classifier
 from effconv.training.synthetic_gradients import train_synthetic, vgg_blocks
 from effconv.training.session import TrainData
@@ -158,9 +158,7 @@ def plot_pairs(pairs: list[Pair], path: Path) -> Path:
             ax.grid(alpha=0.3)
             ax.legend()
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, path, dpi=100)
     return path
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from effconv.io import atomic_path
+from effconv.io import save_png
 
 
 def plot_training_curve(rows: Sequence[Any], path: str | Path, *, title: str = "") -> Path | None:
@@ -33,7 +33,4 @@ def plot_training_curve(rows: Sequence[Any], path: str | Path, *, title: str = "
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path)
