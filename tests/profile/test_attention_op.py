@@ -1,6 +1,6 @@
 """ONNX's Attention op (opset 23) counted as the two matrix products it is, closed form:
-B*Hq*Sq*Skv*(D + Dv); grouped-query K/V heads broadcast; 3-D inputs name their heads; past keys
-lengthen Skv. Checked against ONNX Runtime's output shape where it runs the op."""
+B*Hq*Sq*Skv*(D + Dv); grouped-query K/V heads broadcast; 3-D inputs name their heads. (Past keys,
+which the handler adds to Skv, are not covered here.)"""
 
 from __future__ import annotations
 
