@@ -4,7 +4,8 @@ Why a "skeleton": shape inference and the checker only need the *dims* of large 
 their bytes. Large initializers are moved to typed graph inputs in a small copy of the model, so
 the checker and shape inference serialize kilobytes, not the whole file; external weight data is
 checked for safety and size but never loaded. The checker judges the user's file as given (before
-any rewrite); then folding and inference alternate to a fixed point (effconv.profile.fold).
+any rewrite); then ONNX's whole-graph inference runs, and one walk in node order folds constants
+and infers what is still unknown (effconv.profile.propagate).
 """
 
 from __future__ import annotations

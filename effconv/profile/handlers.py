@@ -7,6 +7,9 @@ Softmax). Every formula is in docs/profile-json-schema.md ("Counting conventions
 missing from HANDLERS is *unsupported*: the profile lists it with its count, never counts it as 0.
 """
 
+# size: the table and the formulas it names read best as one file, a screen per op family; the
+# quantized ops (quantized.py), Einsum parsing (einsum.py) and ONNX Runtime's shapes already live apart.
+
 from __future__ import annotations
 
 import math
