@@ -34,7 +34,7 @@ ROUNDS = 3
 
 
 def effconv_openvino(path: Path, precision: str, seconds: float) -> float:
-    from effconv.latency.openvino import OpenVINORunner
+    from effconv.latency.backends.openvino import OpenVINORunner
 
     options = LatencyOptions(backend="openvino", precision=precision, warmup_ms=500, duration_s=seconds, iterations=50)
     runner = OpenVINORunner(path, options)
@@ -61,7 +61,7 @@ def benchmark_app(path: Path, precision: str | None, seconds: float, api: str | 
 
 
 def effconv_ort(path: Path, seconds: float) -> float:
-    from effconv.latency.ort import ort_cpu
+    from effconv.latency.backends.ort import ort_cpu
 
     options = LatencyOptions(backend="ort-cpu", warmup_ms=500, duration_s=seconds, iterations=50)
     runner = ort_cpu(path, options)

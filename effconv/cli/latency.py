@@ -15,7 +15,6 @@ from effconv.cli.options import (
     MemLimitMb, OvDevice, PerLayer, Precision, Threads, TimeoutS, TorchMode, WarmupMs, latency_options,
     sandbox_limits,
 )
-from effconv.io import write_text
 from effconv.sandbox.limits import DEFAULT_MEM_LIMIT_MB, DEFAULT_TIMEOUT_S
 
 device_app = typer.Typer(help="Device ceilings for the roofline: list the profiles, calibrate this machine.",
@@ -94,25 +93,12 @@ def device_calibrate(
 @app.command("latency")
 def latency_cmd(
     model: Annotated[str, typer.Argument(help="ONNX file, zoo model name, spec .toml, or training run.")],
-    backend: Backend = None,
-    batch: Batch = None,
-    precision: Precision = "fp32",
-    warmup_ms: WarmupMs = 200.0,
-    duration_s: DurationS = 1.0,
-    iterations: Iterations = 20,
-    threads: Threads = None,
-    include_copies: IncludeCopies = False,
-    cuda_graph: CudaGraph = False,
-    torch_mode: TorchMode = "eager",
-    per_layer: PerLayer = "auto",
-    ov_device: OvDevice = None,
-    device_profile: DeviceProfile = None,
-    budget_ms: BudgetMs = None,
-    json_out: JsonOut = None,
-    plot: LatencyPlot = None,
-    isolate: Isolate = None,
-    mem_limit_mb: MemLimitMb = DEFAULT_MEM_LIMIT_MB,
-    timeout_s: TimeoutS = DEFAULT_TIMEOUT_S,
+    batch: Batch = None, backend: Backend = None, precision: Precision = "fp32", ov_device: OvDevice = None,
+    warmup_ms: WarmupMs = 200.0, duration_s: DurationS = 1.0, iterations: Iterations = 20, threads: Threads = None,
+    include_copies: IncludeCopies = False, cuda_graph: CudaGraph = False, torch_mode: TorchMode = "eager",
+    per_layer: PerLayer = "auto", device_profile: DeviceProfile = None, budget_ms: BudgetMs = None,
+    json_out: JsonOut = None, plot: LatencyPlot = None,
+    isolate: Isolate = None, mem_limit_mb: MemLimitMb = DEFAULT_MEM_LIMIT_MB, timeout_s: TimeoutS = DEFAULT_TIMEOUT_S,
     quiet: Quiet = False,
 ) -> None:
     """Time a model end to end (one timing loop for every backend), then per layer in a separate
@@ -122,8 +108,8 @@ def latency_cmd(
 
     Example: effconv latency mobilenet_v1 --backend ort-cpu --threads 2 --device-profile local-cpu.toml --budget-ms 50
     """
-    from effconv.latency.render import render_latency
     from effconv.latency.api import check_budget, measure_model
+    from effconv.latency.render import check_outputs, render_latency, write_outputs
 
     options = latency_options(
         batch, backend=backend, precision=precision, warmup_ms=warmup_ms, duration_s=duration_s,
@@ -131,20 +117,9 @@ def latency_cmd(
         device_profile=device_profile, threads=threads, torch_mode=torch_mode, budget_ms=budget_ms,
         ov_device=ov_device,
     )
+    check_outputs(options, plot=plot)  # before any timing
     report = measure_model(model, options, isolate=isolate, limits=sandbox_limits(mem_limit_mb, timeout_s))
     if not quiet:
         render_latency(report, console)
-    if json_out is not None:
-        write_text(json_out, json.dumps({"latency": report.to_dict()}, indent=2, default=str) + "\n")
-    if plot is not None:
-        _plot(report, plot)
+    write_outputs(report, json_out=json_out, plot=plot)
     check_budget(report, budget_ms)
-
-
-def _plot(report, path: Path) -> None:
-    from effconv.errors import UsageError
-    from effconv.latency.render import plot_latency_vs_macs
-
-    if report.layerwise is None or report.profile is None:
-        raise UsageError("--plot needs per-layer times and a static profile (an ONNX backend, not --per-layer none)")
-    plot_latency_vs_macs(report.profile, report, path)

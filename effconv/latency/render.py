@@ -115,6 +115,30 @@ def _type_items(report) -> list:
     return items + [Line(f"note: {note}", "yellow") for note in lw.notes]
 
 
+def check_outputs(options, *, plot=None) -> None:
+    """UsageError, before any timing, for an output these options cannot produce."""
+    from effconv.errors import UsageError
+
+    if plot is not None and options.per_layer == "none":
+        raise UsageError("--plot needs per-layer times: drop --per-layer none")
+
+
+def write_outputs(report, *, json_out=None, plot=None) -> None:
+    """The files `effconv latency` writes beside the tables: the JSON document (`{"latency": ...}`)
+    and the Mult-Adds vs latency plot; each written atomically."""
+    import json
+
+    from effconv.errors import UsageError
+    from effconv.io import write_text
+
+    if json_out is not None:
+        write_text(json_out, json.dumps({"latency": report.to_dict()}, indent=2, default=str) + "\n")
+    if plot is not None:
+        if report.layerwise is None or report.profile is None:
+            raise UsageError("--plot needs per-layer times and a static profile (an ONNX backend, not --per-layer none)")
+        plot_latency_vs_macs(report.profile, report, plot)
+
+
 def plot_latency_vs_macs(profile, report, path: str | Path) -> Path:
     """Horizontal bars per layer type: share of Mult-Adds (static profile) beside share of latency."""
     import matplotlib

@@ -66,7 +66,7 @@ def test_bf16_runs_where_the_cpu_has_it(mobilenet_cifar):
 
     from effconv.errors import UsageError
     from effconv.latency.base import LatencyOptions
-    from effconv.latency.openvino import OpenVINORunner
+    from effconv.latency.backends.openvino import OpenVINORunner
 
     runner = OpenVINORunner(mobilenet_cifar, LatencyOptions(precision="bf16", per_layer="none", **FAST))
     if "BF16" not in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):

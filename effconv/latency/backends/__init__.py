@@ -2,7 +2,8 @@
 its descriptor, which carries everything else that knows about a backend: its runner factory, its
 availability probe, its `--per-layer auto` method, its help line and its pip extra. `--backend`'s
 help, `effconv backends`, `--per-layer auto` and the check of which per-layer methods a backend can
-run are all read from here, so a new runtime is one runner file plus one `register(...)` below.
+run are all read from here, so a new runtime is one runner module in this package (ort, openvino,
+tensorrt, torch: one each) plus one `register(...)` below.
 
 Nothing heavy is imported here (the CLI builds its help from this module): a factory is named as
 "module:function" and imported on first use, and each probe imports the runtime it checks only
@@ -196,19 +197,19 @@ torch_cuda_probe = _torch_probe(cuda=True)
 
 
 # The registry ---------------------------------------------------------------------------------------
-register(Backend("ort-cpu", "onnx", "cpu", "effconv.latency.ort:ort_cpu", ort_cpu_probe,
+register(Backend("ort-cpu", "onnx", "cpu", "effconv.latency.backends.ort:ort_cpu", ort_cpu_probe,
                  "ONNX Runtime, CPU execution provider", per_layer="ort-profiler", precisions=("fp32",)))
-register(Backend("ort-cuda", "onnx", "cuda", "effconv.latency.ort:ort_cuda", ort_cuda_probe,
+register(Backend("ort-cuda", "onnx", "cuda", "effconv.latency.backends.ort:ort_cuda", ort_cuda_probe,
                  "ONNX Runtime, CUDA execution provider", extra="gpu"))
-register(Backend("ort-tensorrt", "onnx", "cuda", "effconv.latency.ort:ort_tensorrt", ort_tensorrt_probe,
+register(Backend("ort-tensorrt", "onnx", "cuda", "effconv.latency.backends.ort:ort_tensorrt", ort_tensorrt_probe,
                  "ONNX Runtime, TensorRT execution provider", extra="gpu"))
-register(Backend("tensorrt", "onnx", "cuda", "effconv.latency.tensorrt:tensorrt_runner", probe_tensorrt,
+register(Backend("tensorrt", "onnx", "cuda", "effconv.latency.backends.tensorrt:tensorrt_runner", probe_tensorrt,
                  "TensorRT engine built from the ONNX file", per_layer="tensorrt-profiler", extra="tensorrt"))
-register(Backend("torch-cpu", "torch", "cpu", "effconv.latency.torch:torch_cpu", torch_cpu_probe,
+register(Backend("torch-cpu", "torch", "cpu", "effconv.latency.backends.torch:torch_cpu", torch_cpu_probe,
                  "PyTorch on the CPU (eager or compiled)", per_layer="torch-profiler", precisions=("fp32",)))
-register(Backend("torch-cuda", "torch", "cuda", "effconv.latency.torch:torch_cuda", torch_cuda_probe,
+register(Backend("torch-cuda", "torch", "cuda", "effconv.latency.backends.torch:torch_cuda", torch_cuda_probe,
                  "PyTorch on CUDA (eager, compiled or CUDA graph)", per_layer="torch-profiler"))
-register(Backend("openvino", "onnx", "cpu", "effconv.latency.openvino:openvino_runner", probe_openvino,
+register(Backend("openvino", "onnx", "cpu", "effconv.latency.backends.openvino:openvino_runner", probe_openvino,
                  "OpenVINO, latency hint (--ov-device CPU, or GPU/NPU when present)", per_layer="openvino-profiler",
                  extra="openvino", precisions=("fp32", "bf16")))
 

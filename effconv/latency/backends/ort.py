@@ -154,7 +154,7 @@ class OrtRunner:
 
     def timer(self):
         if self.stream is not None:
-            from effconv.latency.torch import CudaEventTimer
+            from effconv.latency.backends.torch import CudaEventTimer
 
             return CudaEventTimer(self.stream)
         # CPU EP, or CUDA EP without torch: run() returns after ORT synchronised the device.

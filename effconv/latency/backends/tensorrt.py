@@ -106,7 +106,7 @@ class TensorRTRunner:
         self.stream.synchronize()
 
     def timer(self):
-        from effconv.latency.torch import CudaEventTimer
+        from effconv.latency.backends.torch import CudaEventTimer
 
         return CudaEventTimer(self.stream)
 

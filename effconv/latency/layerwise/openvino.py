@@ -29,7 +29,7 @@ HEADS = ("Conv", "Gemm", "MatMul", "ConvTranspose")  # the node a fused group is
 def openvino_profiler(ctx: LayerwiseContext) -> LayerwiseResult:
     if ctx.backend != "openvino":
         raise UsageError("--per-layer openvino-profiler needs --backend openvino")
-    from effconv.latency.openvino import compile_onnx, import_ov, make_inputs, runtime_layers
+    from effconv.latency.backends.openvino import compile_onnx, import_ov, make_inputs, runtime_layers
 
     ov = import_ov()
     _, compiled = compile_onnx(ctx.onnx_path, ctx.options, perf_count=True)  # a separate, instrumented model

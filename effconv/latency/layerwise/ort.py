@@ -25,7 +25,7 @@ def ort_profiler(ctx: LayerwiseContext) -> LayerwiseResult:
             f"--per-layer ort-profiler runs on ort-cpu only: on {ctx.backend} ONNX Runtime records host "
             "times, not GPU latency; use --per-layer isolate"
         )
-    from effconv.latency.ort import import_ort, make_inputs, session_options
+    from effconv.latency.backends.ort import import_ort, make_inputs, session_options
 
     ort = import_ort()
     with tempfile.TemporaryDirectory(prefix="effconv-ortprof-") as tmp:
