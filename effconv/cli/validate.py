@@ -148,7 +148,7 @@ def _text(label: str, rule: c.Text, value: str) -> None:
 
 
 def _shapes(label: str, rule: c.Shapes, value) -> None:
-    for text in value:
+    for text in [value] if isinstance(value, str) else value:  # profile repeats it; export, deploy take one
         m = re.fullmatch(r"\s*([^=]+?)\s*=\s*(\d+(?:\s*[x,]\s*\d+)*)\s*", text)
         if not m:
             raise UsageError(f"{label} {text!r}: expected NAME=DxDx... such as input=1x3x224x224")
