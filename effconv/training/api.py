@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from effconv.specs import ModelSpec
 
-__all__ = ["TrainConfig", "TrainData", "TrainResult", "config_from_table", "load_train_data", "resume", "train"]
+__all__ = ["TrainConfig", "TrainData", "TrainResult", "config_from_table", "load_train_data", "open_run", "resume", "train"]
 
 
 def load_train_data(
@@ -78,9 +78,15 @@ def resume(
     on_step: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Continue a run from its last.pt exactly where it stopped (optionally to a new total of `steps`)."""
+    run_dir = Path(run_dir)
+    spec, config, payload, data_source = _resume_parts(run_dir, steps, data, data_source)
+    return _run(spec, config, data, data_source, cache_dir, run_dir, payload, quiet, model, on_step)
+
+
+def _resume_parts(run_dir: Path, steps: int | None, data, data_source):
+    """(spec, config, last.pt's payload, data source) of the run in `run_dir`."""
     from effconv.training import checkpoint as ckpt
 
-    run_dir = Path(run_dir)
     record = ckpt.read_config_json(run_dir)
     spec = ckpt.spec_from_dict(record["spec"])
     config = config_from_dict(record["config"], source=run_dir / ckpt.CONFIG)
@@ -91,17 +97,56 @@ def resume(
     payload = ckpt.load_checkpoint(run_dir / ckpt.LAST)
     if data is None and data_source is None and record.get("data_source") and Path(record["data_source"]).exists():
         data_source = record["data_source"]
-    return _run(spec, config, data, data_source, cache_dir, run_dir, payload, quiet, model, on_step)
+    return spec, config, payload, data_source
 
 
 def _run(spec, config, data, data_source, cache_dir, run_dir, payload, quiet, model, on_step) -> TrainResult:
+    with _session(spec, config, data, data_source, cache_dir, run_dir, payload, quiet, model) as setup:
+        if config.synthetic_gradients:
+            from effconv.training.synthetic_gradients import run_synthetic
+
+            return run_synthetic(setup)  # on_step is not offered there
+        from effconv.training.loop import Trainer
+
+        return Trainer(setup, on_step).run()
+
+
+@contextlib.contextmanager
+def open_run(
+    out: str | Path, spec: "ModelSpec | None" = None, config: TrainConfig | None = None, *, data: TrainData,
+    model: "torch.nn.Module | None" = None, on_step: Callable[[int], None] | None = None, trainer: type | None = None,
+):
+    """A run set up exactly as `train` (spec and config given: a new run in `out`) or `resume`
+    (neither: the run in `out`) sets it up, its folder locked, yielded as a Trainer (or an instance
+    of `trainer`, a subclass) that has not stepped: the caller drives it (Trainer.advance,
+    checkpoint_now). effconv.experiments.pack trains several runs at once this way. One process
+    only (no DDP) and no synthetic-gradient runs."""
+    import os
+
+    from effconv.training.loop import Trainer
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UsageError("open_run drives one process; under torchrun use train()")
+    out, payload = Path(out), None
+    if spec is None:
+        spec, config, payload, _ = _resume_parts(out, None, data, None)
+    config = config or config_from_table(spec.train, source=spec.source)
+    if config.synthetic_gradients:
+        raise UsageError("a synthetic-gradient run cannot be driven step by step; use train()")
+    with _session(spec, config, data, None, None, out, payload, True, model) as setup:
+        yield (trainer or Trainer)(setup, on_step)
+
+
+@contextlib.contextmanager
+def _session(spec, config, data, data_source, cache_dir, run_dir, payload, quiet, model):
+    """The runtime, seeds and locked run folder of one run, yielded as its RunSetup."""
     from effconv.training import runtime as rtm
 
     rt = rtm.setup_runtime(config)
     switches = rtm.seed_everything(config, rt.shard.rank)
     try:
         with _run_folder(run_dir, rt.is_main, new=payload is None):
-            return _run_locked(spec, config, data, data_source, cache_dir, run_dir, payload, quiet, model, on_step, rt)
+            yield _setup(spec, config, data, data_source, cache_dir, run_dir, payload, quiet, model, rt)
     finally:
         rtm.restore_switches(switches)
         rtm.teardown_runtime(rt)
@@ -134,9 +179,8 @@ def _run_folder(run_dir: Path, is_main: bool, *, new: bool):
                 run_dir.rmdir()  # only when empty
 
 
-def _run_locked(spec, config, data, data_source, cache_dir, run_dir, payload, quiet, model, on_step, rt):
+def _setup(spec, config, data, data_source, cache_dir, run_dir, payload, quiet, model, rt) -> "ses.RunSetup":
     from effconv.training import session as ses
-    from effconv.training.loop import Trainer
 
     if config.synthetic_gradients:
         from effconv.training.synthetic_gradients import check_synthetic
@@ -156,12 +200,7 @@ def _run_locked(spec, config, data, data_source, cache_dir, run_dir, payload, qu
         _agree(rt, lambda: ses.start_run_dir(run_dir, record, rt.is_main))
     elif rt.is_main:
         ses.update_run_record(run_dir, config, total)  # --steps: config.json says the new total
-    setup = ses.RunSetup(spec, config, rt, data, model, run_dir, run_id, total, payload, quiet)
-    if config.synthetic_gradients:
-        from effconv.training.synthetic_gradients import run_synthetic
-
-        return run_synthetic(setup)  # on_step is not offered there
-    return Trainer(setup, on_step).run()
+    return ses.RunSetup(spec, config, rt, data, model, run_dir, run_id, total, payload, quiet)
 
 
 def _agree(rt, action: Callable[[], Any]) -> None:

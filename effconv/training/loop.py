@@ -88,23 +88,15 @@ class Trainer:
 
     # The loop -------------------------------------------------------------------------------------
     def run(self) -> TrainResult:
-        total, cfg = self.s.total_steps, self.cfg
+        total = self.s.total_steps
         progress = Progress(total, self.step, quiet=self.s.quiet or not self.rt.is_main, title=self.s.spec.name)
         self._window_reset()
         try:
             with StopFlag() as stop:
                 while self.step < total:
-                    self._train_step()
-                    if self.on_step is not None:
-                        self.on_step(self.step)
-                    evaluate = self.step % cfg.eval_every == 0 or self.step == total
-                    if evaluate or self.step % cfg.log_every == 0:
-                        row = self._log_row(evaluate)
-                        progress.update(row, self.best_acc)
+                    self.advance(progress)
                     if self._stop_requested(stop):
-                        if self._window_steps:
-                            self._log_row(False)
-                        self._save(evaluated=False)
+                        self.checkpoint_now()
                         raise Interrupted(
                             f"interrupted at step {self.step}; checkpoint saved to {self.s.run_dir / ckpt.LAST}; "
                             f"continue with: effconv train --resume {self.s.run_dir}"
@@ -113,6 +105,26 @@ class Trainer:
             progress.close()
             self._plot()
         return self._result()
+
+    def advance(self, progress: Progress | None = None) -> None:
+        """One training step and what follows it at that step: `on_step`, a metrics row every
+        `log_every` steps, an evaluation and checkpoint every `eval_every` steps and at the last.
+        `run` calls it in a loop; effconv.experiments.pack steps several trainers with it."""
+        self._train_step()
+        if self.on_step is not None:
+            self.on_step(self.step)
+        evaluate = self.step % self.cfg.eval_every == 0 or self.step == self.s.total_steps
+        if evaluate or self.step % self.cfg.log_every == 0:
+            row = self._log_row(evaluate)
+            if progress is not None:
+                progress.update(row, self.best_acc)
+
+    def checkpoint_now(self) -> None:
+        """A metrics row for the steps since the last one, then last.pt: the run can stop here
+        and resume exactly (Ctrl-C, or a time budget that ends before the run does)."""
+        if self._window_steps:
+            self._log_row(False)
+        self._save(evaluated=False)
 
     def _train_step(self) -> None:
         x, y = self.batches.next()
