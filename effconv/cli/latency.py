@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -20,6 +20,14 @@ from effconv.sandbox.limits import DEFAULT_MEM_LIMIT_MB, DEFAULT_TIMEOUT_S
 device_app = typer.Typer(help="Device ceilings for the roofline: list the profiles, calibrate this machine.",
                          no_args_is_help=True)
 app.add_typer(device_app, name="device")
+
+InputShape = Annotated[
+    Optional[list[str]],
+    typer.Option("--input-shape", show_default=False,
+                 help="Set an ONNX input's symbolic dims: NAME=1x3x224x224 (repeatable); static dims must match. "
+                      "Its first dim is the batch unless --batch is given."),
+]
+
 
 @app.command("backends")
 def backends_cmd(
@@ -93,7 +101,7 @@ def device_calibrate(
 @app.command("latency")
 def latency_cmd(
     model: Annotated[str, typer.Argument(help="ONNX file, zoo model name, spec .toml, or training run.")],
-    batch: Batch = None, backend: Backend = None, precision: Precision = "fp32", ov_device: OvDevice = None,
+    input_shape: InputShape = None, batch: Batch = None, backend: Backend = None, precision: Precision = "fp32", ov_device: OvDevice = None,
     warmup_ms: WarmupMs = 200.0, duration_s: DurationS = 1.0, iterations: Iterations = 20, threads: Threads = None,
     include_copies: IncludeCopies = False, cuda_graph: CudaGraph = False, torch_mode: TorchMode = "eager",
     per_layer: PerLayer = "auto", device_profile: DeviceProfile = None, budget_ms: BudgetMs = None,
@@ -110,9 +118,11 @@ def latency_cmd(
     """
     from effconv.latency.api import check_budget, measure_model
     from effconv.latency.render import check_outputs, render_latency, write_outputs
+    from effconv.latency.shapes import timed_batch
 
+    shapes = _shapes(input_shape)
     options = latency_options(
-        batch, backend=backend, precision=precision, warmup_ms=warmup_ms, duration_s=duration_s,
+        timed_batch(batch, shapes), input_shapes=shapes, backend=backend, precision=precision, warmup_ms=warmup_ms, duration_s=duration_s,
         iterations=iterations, include_copies=include_copies, cuda_graph=cuda_graph, per_layer=per_layer,
         device_profile=device_profile, threads=threads, torch_mode=torch_mode, budget_ms=budget_ms,
         ov_device=ov_device,
@@ -123,3 +133,10 @@ def latency_cmd(
         render_latency(report, console)
     write_outputs(report, json_out=json_out, plot=plot)
     check_budget(report, budget_ms)
+
+
+def _shapes(items: list[str] | None):
+    """--input-shape values as ((name, dims), ...), parsed as `effconv profile` parses them."""
+    from effconv.profile.model import parse_input_shape
+
+    return tuple(parse_input_shape(s) for s in items) if items else None

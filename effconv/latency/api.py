@@ -11,12 +11,13 @@ own models in this process (effconv.latency.measure).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from effconv.errors import CheckFailedError
 from effconv.latency.backends import get_backend
 from effconv.latency.base import LatencyOptions
-from effconv.latency.measure import measure, static_profile
+from effconv.latency.measure import measure
 from effconv.latency.report import LatencyReport
 from effconv.latency.source import ModelInput, model_input
 from effconv.sandbox.limits import Limits
@@ -32,14 +33,13 @@ def measure_model(source: str | Path, options: LatencyOptions, *, isolate: bool 
     they time effconv's own module."""
     backend = options.backend
     need_onnx = backend is None or get_backend(backend).kind == "onnx"
-    with model_input(source, options.batch, need_onnx=need_onnx) as model:
+    with model_input(source, options.batch, need_onnx=need_onnx, input_shapes=options.input_shapes) as model:
         if in_child(model, options, model.build is None if isolate is None else isolate):
             from effconv.latency.isolated import measure_onnx_isolated
 
             return measure_onnx_isolated(model.onnx_path, model.name, options, limits=limits,
                                          input_shape=model.input_shape, static_profile=True)
-        profile = static_profile(model, options.batch)
-        return measure(model, options, profile)
+        return measure(model, options, build_profile=True)
 
 
 def in_child(model: ModelInput, options: LatencyOptions, isolate: bool) -> bool:
@@ -57,6 +57,8 @@ def measure_profile_latency(profile, options: LatencyOptions, build=None, *, iso
     effconv exported the file itself (`profile.temporary_onnx`), False (default) never. Does not
     check the budget: render the report, then call `check_budget(report, options.budget_ms)`."""
     path = Path(profile.onnx_path)
+    if options.input_shapes is None and profile.input_shapes:  # the shapes it was profiled at (--input-shape)
+        options = replace(options, input_shapes=tuple((k, tuple(v)) for k, v in profile.input_shapes.items()))
     if path.is_file():
         shape = next(iter(profile.input_shapes.values()), None)
         model = ModelInput(profile.model, path, build, tuple(shape) if shape else None)
@@ -66,7 +68,7 @@ def measure_profile_latency(profile, options: LatencyOptions, build=None, *, iso
             return measure_onnx_isolated(path, profile.model, options, profile, limits,
                                          input_shape=model.input_shape)
         return measure(model, options, profile)
-    with model_input(profile.model, options.batch) as model:
+    with model_input(profile.model, options.batch, input_shapes=options.input_shapes) as model:
         return measure(model, options, profile)
 
 

@@ -42,6 +42,9 @@ class LatencyOptions:
     torch_mode: str = "eager"  # eager | compile (torch backends)
     budget_ms: float | None = None
     ov_device: str | None = None  # the OpenVINO device (--backend openvino); None: CPU
+    # --input-shape: ((input name, dims), ...) for symbolic dims (effconv.latency.shapes); a
+    # measurement replaces it with every input's resolved shape before it loads anything
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] | None = None
 
     def __post_init__(self) -> None:
         if self.batch < 1:
@@ -68,11 +71,19 @@ class LatencyOptions:
             from effconv.latency.backends import check_precision
 
             check_precision(self.backend, self.precision)
+        from effconv.latency.shapes import check_given
+
+        check_given(self.input_shapes)
         if self.ov_device is not None:
             if self.ov_device not in OV_DEVICES:
                 raise UsageError(f"--ov-device must be one of {', '.join(OV_DEVICES)}, got {self.ov_device!r}")
             if self.backend not in (None, "openvino"):
                 raise UsageError(f"--ov-device applies to --backend openvino, not {self.backend}")
+
+
+    def input_shape(self, name: str) -> tuple[int, ...] | None:
+        """The --input-shape (or resolved shape) of input `name`, None when not set."""
+        return dict(self.input_shapes or ()).get(name)
 
 
 class Timer(Protocol):

@@ -20,7 +20,6 @@ from effconv.errors import EffconvError, ResourceLimitError, UsageError
 from effconv.latency.backends import best_backend, get_backend
 from effconv.latency.base import LatencyOptions
 from effconv.latency.measure import measure
-from effconv.latency.measure import static_profile as build_static_profile
 from effconv.latency.report import LatencyReport
 from effconv.latency.source import ModelInput
 from effconv.profile.model import ModelProfile
@@ -94,16 +93,13 @@ def measure_in_child(onnx_path: str, name: str, options: LatencyOptions, input_s
     path = Path(onnx_path)
     model = ModelInput(name, path, None, tuple(input_shape) if input_shape is not None else None)
     profile = ModelProfile.from_dict(profile_doc, onnx_path=path) if profile_doc is not None else None
-    built = None
-    if static_profile:
-        profile = built = build_static_profile(model, options.batch)
     options = replace(options, backend=options.backend or best_backend("onnx"))
     mem_mb = _address_space_limit_mb()
     if mem_mb is not None and get_backend(options.backend).device != "cpu":
         raise UsageError(f"{options.backend} cannot run under an address-space limit ({mem_mb} MB): CUDA reserves "
                          "more virtual memory than it uses; pass --backend ort-cpu, or --mem-limit-mb 0", path=path)
     try:
-        report = measure(model, options, profile)
+        report = measure(model, options, profile, build_profile=static_profile)
     except (EffconvError, MemoryError) as exc:
         hint = next((h for h in _MEMORY_HINTS if h in str(exc)), None)
         if mem_mb is None or not (hint or isinstance(exc, MemoryError)):
@@ -112,7 +108,7 @@ def measure_in_child(onnx_path: str, name: str, options: LatencyOptions, input_s
         raise ResourceLimitError(f"out of memory under the {mem_mb} MB limit while timing the model ({detail}); "
                                  "raise --mem-limit-mb", path=path) from exc
     return {"report": report.to_dict(), "samples_ms": list(report.timing.samples_ms),
-            "profile": built.to_dict() if built is not None else None}
+            "profile": report.profile.to_dict() if profile is None and report.profile is not None else None}
 
 
 def _address_space_limit_mb() -> int | None:

@@ -16,6 +16,7 @@ from effconv.latency.layerwise import LayerwiseContext, measure_layers
 from effconv.latency.memory import PhaseMemory, reset_torch_cuda_peak, torch_cuda_peak
 from effconv.latency.report import LatencyReport, TypeLatency
 from effconv.latency.roofline import load_device_profile, roofline
+from effconv.latency.shapes import resolve_input_shapes
 from effconv.latency.source import ModelInput
 
 if TYPE_CHECKING:  # onnx is imported where a measurement runs
@@ -37,9 +38,16 @@ def build_runner(backend: str, model: ModelInput, options: LatencyOptions):
     return spec.make(model.build, model.input_shape, options)
 
 
-def measure(model: ModelInput, options: LatencyOptions, profile=None) -> LatencyReport:
+def measure(model: ModelInput, options: LatencyOptions, profile=None, *, build_profile: bool = False) -> LatencyReport:
+    """Time `model` with `options`. Its ONNX file's input shapes are resolved first (--batch and
+    --input-shape against the declared dims: effconv.latency.shapes), before anything is loaded;
+    `build_profile`: with no `profile`, also build the static profile at those shapes."""
     backend = options.backend or best_backend(model.kind)
     options = replace(options, backend=backend)
+    if model.onnx_path is not None:
+        options = replace(options, input_shapes=resolve_input_shapes(model.onnx_path, options.batch, options.input_shapes))
+    if build_profile and profile is None:
+        profile = static_profile(model, options)
     phases = PhaseMemory()  # measured memory: session creation, then the timed run
     reset_torch_cuda_peak(backend)
     runner = build_runner(backend, model, options)
@@ -54,7 +62,7 @@ def measure(model: ModelInput, options: LatencyOptions, profile=None) -> Latency
            "timer": timing.timer, "warmup_ms": options.warmup_ms, "warmup_iterations": timing.warmup_iterations}
     from effconv.latency.onnxgraph import load_onnx_graph
 
-    graph = load_onnx_graph(model.onnx_path, options.batch) if model.onnx_path is not None else None
+    graph = load_onnx_graph(model.onnx_path, options.batch, options.input_shapes) if model.onnx_path is not None else None
     layerwise = None
     if options.per_layer != "none":
         ctx = LayerwiseContext(backend, options, model.onnx_path, graph, model.build, model.input_shape, runner)
@@ -124,15 +132,18 @@ def _type_row(kind, r, sum_ms, total_macs, device, precision, have_costs) -> Typ
     )
 
 
-def static_profile(model: ModelInput, batch: int):
-    """The static profile of the ONNX file, or None (a torch-only run, or no effconv.profile)."""
+def static_profile(model: ModelInput, options: LatencyOptions):
+    """The static profile of the ONNX file at the shapes it is timed at (`options.input_shapes`,
+    when set), or None (a torch-only run, or no effconv.profile)."""
     if model.onnx_path is None:
         return None
     try:
         from effconv.profile import profile_onnx
     except ImportError:
         return None
+    if options.input_shapes:
+        return profile_onnx(model.onnx_path, model=model.name, input_shapes=dict(options.input_shapes))
     try:
         return profile_onnx(model.onnx_path, model=model.name)
     except EffconvError:  # a symbolic batch: profile at the timed batch
-        return profile_onnx(model.onnx_path, model=model.name, batch=batch)
+        return profile_onnx(model.onnx_path, model=model.name, batch=options.batch)

@@ -54,8 +54,11 @@ class OnnxGraph:
         return BYTES[precision] * sum(self.elements.get(t, 0) for t in ins | params | outs)
 
 
-def load_onnx_graph(path: str | Path, batch: int) -> OnnxGraph:
+def load_onnx_graph(path: str | Path, batch: int, input_shapes=None) -> OnnxGraph:
+    """The graph at the timed batch; `input_shapes` ((name, dims), ...: effconv.latency.shapes)
+    set those inputs' dims first, symbolic ones included."""
     path = Path(path)
+    shapes = dict(input_shapes or ())
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # noqa: BLE001 - protobuf raises several types
@@ -63,7 +66,10 @@ def load_onnx_graph(path: str | Path, batch: int) -> OnnxGraph:
     inits = {t.name for t in model.graph.initializer}
     for vi in model.graph.input:
         dims = vi.type.tensor_type.shape.dim
-        if vi.name not in inits and dims and not dims[0].HasField("dim_value"):
+        if vi.name in shapes and len(dims) == len(shapes[vi.name]):
+            for d, value in zip(dims, shapes[vi.name]):
+                d.dim_value = value  # replaces a dim_param too (a oneof)
+        elif vi.name not in inits and dims and not dims[0].HasField("dim_value"):
             dims[0].dim_value = batch  # a symbolic batch becomes the timed batch
     model = shape_inference.infer_shapes(model)
     elements = _elements(model)

@@ -34,14 +34,20 @@ def _is_run(source: Path) -> bool:
 
 
 @contextlib.contextmanager
-def model_input(source: str | Path, batch: int, *, need_onnx: bool = True) -> Iterator[ModelInput]:
+def model_input(source: str | Path, batch: int, *, need_onnx: bool = True,
+                input_shapes=None) -> Iterator[ModelInput]:
+    """`input_shapes` ((name, dims), ...: --input-shape): a zoo model is exported at that shape; an
+    ONNX file is read as it is (the measurement applies them); a run refuses them."""
     path = Path(source)
     if _is_run(path):
+        if input_shapes:
+            raise UsageError(f"{path}: --input-shape applies to ONNX files and zoo models; a run is timed at its "
+                             "spec's input shape (set the batch with --batch)")
         yield from _run_input(path, batch, need_onnx)
         return
     from effconv.profile.source import onnx_source
 
-    with onnx_source(source, batch=batch) as src:
+    with onnx_source(source, batch=batch, input_shapes=dict(input_shapes) if input_shapes else None) as src:
         if src.module is None:
             yield ModelInput(src.model, src.path, None, None)
         else:

@@ -67,7 +67,7 @@ def compile_onnx(path: Path, options: LatencyOptions, *, perf_count: bool = Fals
     config = compile_config(options, core, device, perf_count=perf_count)
     try:
         model = core.read_model(str(path))
-        _set_batch(model, options.batch)
+        _set_shapes(model, options)
         compiled = core.compile_model(model, device, config)
     except RuntimeError as exc:
         raise InvalidInputError(f"OpenVINO cannot compile the model for {device}: {_first_line(exc)}", path=path) from exc
@@ -82,14 +82,20 @@ def _first_line(exc: BaseException) -> str:
     return ("; ".join(lines) if lines else type(exc).__name__)[:240]
 
 
-def _set_batch(model, batch: int) -> None:
-    """A dynamic first dimension takes `batch`; a static one stays (as with ONNX Runtime)."""
+def _set_shapes(model, options: LatencyOptions) -> None:
+    """Each input reshaped to the shape effconv.latency.shapes resolves (as with ONNX Runtime: a
+    dynamic first dim takes --batch, --input-shape sets the other dynamic dims, static dims stay)."""
+    from effconv.latency.shapes import concrete_shape
+
     shapes = {}
     for inp in model.inputs:
-        shape = inp.get_partial_shape()
-        if shape.rank.is_static and shape.rank.get_length() > 0 and shape[0].is_dynamic:
-            shape[0] = batch
-            shapes[inp.get_any_name()] = shape
+        partial = inp.get_partial_shape()
+        name = inp.get_any_name()
+        wanted = next((s for n in inp.get_names() if (s := options.input_shape(n)) is not None), None)
+        declared = None if partial.rank.is_dynamic else [d.get_length() if d.is_static else None for d in partial]
+        shape = concrete_shape(name, declared, options.batch, wanted)
+        if partial.is_dynamic:
+            shapes[name] = list(shape)
     if shapes:
         model.reshape(shapes)
 

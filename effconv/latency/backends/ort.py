@@ -56,23 +56,17 @@ def session_options(options: LatencyOptions, *, profile_prefix: str | None = Non
     return so
 
 
-def make_inputs(session, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random inputs of the model's declared shapes; a symbolic or -1 first dimension takes `batch`."""
+def make_inputs(session, options: LatencyOptions, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random inputs of the shapes effconv.latency.shapes resolves from the session's declared
+    inputs, `options.batch` and `options.input_shapes`."""
     import numpy as np
+
+    from effconv.latency.shapes import concrete_shape
 
     rng = np.random.default_rng(seed)
     feeds = {}
     for arg in session.get_inputs():
-        shape = list(arg.shape)
-        for i, dim in enumerate(shape):
-            if not isinstance(dim, int) or dim < 0:
-                if i != 0:
-                    raise UsageError(f"input {arg.name!r} has a symbolic dimension {i} ({dim}); only the batch may be symbolic")
-                shape[i] = batch
-        if shape and shape[0] != batch:
-            raise UsageError(
-                f"input {arg.name!r} has a fixed batch of {shape[0]}; re-export with a dynamic batch or use --batch {shape[0]}"
-            )
+        shape = concrete_shape(arg.name, arg.shape, options.batch, options.input_shape(arg.name))
         dtype = _NP_TYPES.get(arg.type)
         if dtype is None:
             raise UsageError(f"input {arg.name!r} has unsupported type {arg.type}")
@@ -113,7 +107,7 @@ class OrtRunner:
             self.session = ort.InferenceSession(str(self.path), session_options(self.options), providers=self.providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
             raise InvalidInputError(f"ONNX Runtime cannot load the model: {exc}", path=self.path) from exc
-        feeds = make_inputs(self.session, self.options.batch)
+        feeds = make_inputs(self.session, self.options)
         if self.options.include_copies or self.device == "cpu":
             # On the CPU EP numpy arrays are already "on the device": run() copies nothing.
             outputs = None

@@ -30,6 +30,8 @@ def import_trt():
 
 def build_engine(path: Path, options: LatencyOptions):
     """Parse the ONNX file and build a deserialized engine; fixed batch = options.batch."""
+    from effconv.latency.shapes import concrete_shape
+
     trt = import_trt()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -46,7 +48,7 @@ def build_engine(path: Path, options: LatencyOptions):
     profile = builder.create_optimization_profile()
     for i in range(network.num_inputs):
         tensor = network.get_input(i)
-        shape = tuple(options.batch if (d < 0 and j == 0) else d for j, d in enumerate(tensor.shape))
+        shape = concrete_shape(tensor.name, tuple(tensor.shape), options.batch, options.input_shape(tensor.name))
         profile.set_shape(tensor.name, shape, shape, shape)
     config.add_optimization_profile(profile)
     plan = builder.build_serialized_network(network, config)
@@ -68,6 +70,8 @@ class TensorRTRunner:
     def prepare(self) -> None:
         import torch
 
+        from effconv.latency.shapes import concrete_shape
+
         trt = import_trt()
         self.engine = build_engine(self.path, self.options)
         self.context = self.engine.create_execution_context()
@@ -76,7 +80,7 @@ class TensorRTRunner:
             name = self.engine.get_tensor_name(i)
             shape = tuple(self.engine.get_tensor_shape(name))
             if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
-                shape = tuple(self.options.batch if d < 0 else d for d in shape)
+                shape = concrete_shape(name, shape, self.options.batch, self.options.input_shape(name))  # as built
                 self.context.set_input_shape(name, shape)
             shape = tuple(self.context.get_tensor_shape(name))
             dtype = _torch_dtype(trt, self.engine.get_tensor_dtype(name))

@@ -31,7 +31,7 @@ def ort_profiler(ctx: LayerwiseContext) -> LayerwiseResult:
     with tempfile.TemporaryDirectory(prefix="effconv-ortprof-") as tmp:
         so = session_options(ctx.options, profile_prefix=str(Path(tmp) / "trace"))
         session = ort.InferenceSession(str(ctx.onnx_path), so, providers=["CPUExecutionProvider"])
-        feeds = make_inputs(session, ctx.options.batch)
+        feeds = make_inputs(session, ctx.options)
         warm, totals = profiled_runs(lambda: session.run(None, feeds), ctx.options)
         events = json.loads(Path(session.end_profiling()).read_text())
     runs = split_runs(events)[warm:]
