@@ -197,6 +197,7 @@ BY_COMMAND: dict[tuple[str, str], Constraint] = {
     ("profile", "--precision"): Choice(_fixed("fp32", "fp16", "bf16"), "precision"),
     ("latency", "model"): ModelRef("ONNX file, spec .toml or run folder"),
     ("latency", "--precision"): Choice(_fixed("fp32", "fp16", "bf16"), "precision"),
+    ("latency", "--mode"): Choice(_fixed("latency", "throughput"), "mode"), ("latency", "--streams"): Num(1, 1024),
     ("cost", "f"): Num(1, 1_000_000), ("cost", "n"): Num(1, 1_000_000),
     ("cost", "m"): Num(1, 1_000_000), ("cost", "k"): Num(1, 10_000),
     ("export", "source"): ModelRef("run folder, checkpoint, spec .toml or ONNX file"),
