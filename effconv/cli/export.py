@@ -13,7 +13,7 @@ from effconv.errors import UsageError
 
 
 Source = Annotated[str, typer.Argument(help="Run directory, checkpoint file, zoo spec name, spec .toml, or an "
-                                          "ONNX file (--precision int8).")]
+                                          "ONNX file (--precision int8, or --format tensorrt).")]
 Output = Annotated[
     Optional[Path],
     typer.Option("--output", "-o", help="Output file (default: <spec name>.onnx or .engine here).", dir_okay=False),
@@ -48,8 +48,9 @@ MaxAccuracyDrop = Annotated[
 Mean = Annotated[Optional[str], typer.Option("--mean", help="int8 from an ONNX file without effconv metadata: "
                                              "per-channel mean, 0-1 scale (0.485,0.456,0.406).")]
 Std = Annotated[Optional[str], typer.Option("--std", help="Per-channel std, 0-1 scale, with --mean.")]
-InputShape = Annotated[Optional[str], typer.Option("--input-shape", help="int8 from an ONNX file: NAME=NxCxHxW "
-                                                   "when the file's image dimensions are symbolic.")]
+InputShape = Annotated[Optional[str], typer.Option("--input-shape", help="An ONNX file with symbolic dimensions: "
+                                                   "NAME=NxCxHxW (TensorRT: the profile's opt shape; a dynamic "
+                                                   "batch stays 1..256).")]
 Data = Annotated[
     Optional[Path],
     typer.Option("--data", help="CIFAR-10 for real-image parity and int8 calibration (default: $EFFCONV_DATA, "
@@ -100,6 +101,9 @@ def export_command(
 
     int8 (QDQ, calibrated on real images, checked for accuracy): [bold]effconv export runs/r20 --precision int8
     -o r20.int8.onnx[/bold]; any ONNX file: [bold]effconv export m.onnx --precision int8 --calibration-data DIR[/bold]
+
+    An engine from any ONNX file (as trtexec --onnx): [bold]effconv export m.onnx --format tensorrt --precision fp16
+    --input-shape input=1x3x224x224[/bold]
     """
     from effconv.export.api import ExportOptions, export_model
     from effconv.export.int8 import Int8CheckError, parse_floats
@@ -111,7 +115,7 @@ def export_command(
         data=data, external_data_threshold=external_threshold, seed=seed, timing_cache=timing_cache,
         workspace_mib=workspace_mib, calibration_images=calibration_images, calibration_data=calibration_data,
         max_accuracy_drop=max_accuracy_drop, mean=parse_floats("--mean", mean), std=parse_floats("--std", std),
-        input_shape=_shape(input_shape),
+        input_shape=_shape(input_shape)[1], input_name=_shape(input_shape)[0],
     )
     if json_out is not None and not (json_out.parent if str(json_out.parent) else Path(".")).is_dir():
         raise UsageError("folder of --json does not exist", path=json_out)
@@ -142,7 +146,7 @@ def _render_parity(results, quiet: bool) -> None:
     if quiet:
         return
     for res in results:
-        title = f"Parity vs PyTorch: {res.runtime}, {res.precision}, rtol {res.rtol:g}, atol {res.atol:g}"
+        title = f"Parity vs {res.reference}: {res.runtime}, {res.precision}, rtol {res.rtol:g}, atol {res.atol:g}"
         table = Table(title, [(col, "left" if col == "inputs" else "right") for col in
                               ("inputs", "images", "max abs err", "max rel err", "outside tol.", "top-1 agreement")])
         for s in res.sets:
@@ -151,12 +155,12 @@ def _render_parity(results, quiet: bool) -> None:
         show([table, Line("parity: passed", "green") if res.passed else Line("parity: FAILED", "red")], console)
 
 
-def _shape(text: str | None):
+def _shape(text: str | None) -> tuple[str | None, tuple[int, ...] | None]:
     if text is None:
-        return None
+        return None, None
     from effconv.profile.model import parse_input_shape
 
-    return parse_input_shape(text)[1]
+    return parse_input_shape(text)
 
 
 def _render_int8(check, quiet: bool) -> None:

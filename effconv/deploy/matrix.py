@@ -223,7 +223,7 @@ def _prepared(source: str | Path, options: DeployOptions) -> Iterator[_Files]:
 def _make_files(source, work: Path, options: DeployOptions) -> _Files:
     from effconv.export.api import ExportOptions, _run_data, export_model
     from effconv.export.calibration import Preprocess
-    from effconv.export.int8 import onnx_file_preprocess
+    from effconv.export.onnx_file import onnx_file_preprocess
 
     path = Path(str(source))
     int8_opts = ExportOptions(precision="int8", batch=options.batch, parity=False, data=options.data,

@@ -16,14 +16,13 @@ import numpy as np
 
 from effconv.errors import UsageError
 from effconv.export.onnx import DEFAULT_OPSET, check_onnx, stage_onnx
-from effconv.export.parity import check_onnx_parity, random_inputs
+from effconv.export.parity import PARITY_IMAGES, check_onnx_parity, random_inputs
 from effconv.export.result import ExportResult  # noqa: F401 (the result of export(), named here too)
 from effconv.export.staging import DEFAULT_EXTERNAL_DATA_THRESHOLD, commit, staging_dir
 
 FORMATS = ("onnx", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
 CALIBRATION_IMAGES = 512  # int8 calibration set: a few hundred images cover the activation ranges
-PARITY_IMAGES = 16  # --parity-images default for fp32/fp16 (int8 ONNX: effconv.export.int8.CHECK_IMAGES)
 
 
 @dataclass(frozen=True)
@@ -50,6 +49,7 @@ class ExportOptions:
     mean: tuple[float, ...] | None = None  # plain ONNX sources without effconv metadata, 0-1 scale
     std: tuple[float, ...] | None = None
     input_shape: tuple[int, ...] | None = None  # plain ONNX sources with symbolic image dimensions
+    input_name: str | None = None  # the input --input-shape names (checked against the file's)
 
 
 def default_output(source, fmt: str) -> Path:
@@ -85,8 +85,8 @@ def export_model(source: str | Path, out: str | Path | None = None,
 
     started = time.perf_counter()
     validate(options)
-    if Path(str(source)).suffix == ".onnx":  # any ONNX file: quantized without torch
-        from effconv.export.int8 import export_onnx_file
+    if Path(str(source)).suffix == ".onnx":  # any ONNX file: int8 ONNX or an engine, without torch
+        from effconv.export.onnx_file import export_onnx_file
 
         return export_onnx_file(Path(source), Path(out) if out is not None else None, options)
     if out is not None and not (Path(out).parent if str(Path(out).parent) else Path(".")).is_dir():
@@ -170,6 +170,7 @@ def _stage_checked(src, onnx_path: Path, engine_path: Path, meta, onnx_precision
 
 def _stage_engine(src, staged, engine_path: Path, sets, options):
     """Build the engine from the staged ONNX and check it; return all staged files + parity."""
+    from effconv.export.parity import torch_outputs
     from effconv.export.tensorrt import build_engine, check_engine_parity
 
     onnx_path = staged[-1]
@@ -180,8 +181,8 @@ def _stage_engine(src, staged, engine_path: Path, sets, options):
                                 workspace_mib=options.workspace_mib)
     parity = []
     if options.parity:
-        parity.append(check_engine_parity(src.model, engine_path, sets, precision=options.precision,
-                                          rtol=options.rtol, atol=options.atol))
+        parity.append(check_engine_parity(lambda x: torch_outputs(src.model, x), engine_path, sets,
+                                          precision=options.precision, rtol=options.rtol, atol=options.atol))
     return tuple(staged) + tuple(engine_files), parity
 
 

@@ -220,65 +220,6 @@ def _fixed_batch(path: Path) -> int | None:
     return dim[0].dim_value if dim and dim[0].HasField("dim_value") else None
 
 
-def onnx_file_preprocess(path: Path, options) -> tuple[Preprocess, int | None]:
-    """Input shape and normalization of a plain ONNX file: its effconv metadata, else --mean/--std;
-    shape from the graph, else --input-shape. Returns the preprocessing and the class count."""
-    import onnx
-
-    from effconv.export.metadata import PREFIX
-
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
-        raise InvalidInputError(f"not a readable ONNX file ({type(exc).__name__})", path=path) from exc
-    meta = {p.key[len(PREFIX):]: p.value for p in model.metadata_props if p.key.startswith(PREFIX)}
-    inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
-    if len(inputs) != 1 or inputs[0].type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
-        raise InvalidInputError("int8 export takes a model with one float32 image input", path=path)
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
-    if options.input_shape is not None:
-        dims = list(options.input_shape)
-    if len(dims) != 4 or any(d is None for d in dims[1:]):
-        raise UsageError(f"input {inputs[0].name!r} has shape {dims}: give --input-shape "
-                         f"{inputs[0].name}=1x3xHxW (NCHW)", path=path)
-    mean = options.mean or (tuple(json.loads(meta["mean"])) if "mean" in meta else None)
-    std = options.std or (tuple(json.loads(meta["std"])) if "std" in meta else None)
-    if mean is None or std is None:
-        raise UsageError("the file has no effconv normalization metadata: give --mean and --std (0-1 pixel "
-                         "scale, one value per channel, e.g. --mean 0.485,0.456,0.406)", path=path)
-    out = model.graph.output[0].type.tensor_type.shape.dim
-    classes = out[-1].dim_value if out and out[-1].HasField("dim_value") else None
-    return Preprocess(dims[1], dims[2], dims[3], tuple(map(float, mean)), tuple(map(float, std))), classes
-
-
-def export_onnx_file(source: Path, out: Path | None, options):
-    """`effconv export model.onnx --precision int8`: quantize any float32 ONNX file (no torch)."""
-    import time
-
-    from effconv.export.result import ExportResult
-    from effconv.export.onnx import check_onnx
-    from effconv.export.staging import commit, staging_dir
-
-    started = time.perf_counter()
-    if options.precision != "int8" or options.format != "onnx":
-        raise UsageError("from an ONNX file effconv exports --precision int8 --format onnx only", path=source)
-    pre, classes = onnx_file_preprocess(source, options)
-    out = Path(out) if out is not None else Path(f"{source.stem}.int8.onnx")
-    if out.resolve() == source.resolve():
-        raise UsageError("-o names the source file; choose another output", path=out)
-    folder = out.parent if str(out.parent) else Path(".")
-    from effconv.export.metadata import read_metadata
-
-    meta = {**read_metadata(source), "effconv.source_file": source.name}
-    with staging_dir(folder) as stage:
-        files, check = stage_int8(source, stage / out.name, pre, meta, options, classes=classes)
-        onnx_check = check_onnx(files[-1])
-        placed = commit(files, folder)
-    return ExportResult(source=str(source), files=placed, onnx_path=folder / out.name, engine_path=None,
-                        check=onnx_check, parity=(), metadata=meta, seconds=time.perf_counter() - started,
-                        int8=check)
-
-
 def parse_floats(flag: str, text: str | None) -> tuple[float, ...] | None:
     """"0.485,0.456,0.406" -> (0.485, 0.456, 0.406); a bad list is a usage error naming `flag`."""
     if text is None:

@@ -35,6 +35,7 @@ from effconv.errors import CheckFailedError
 
 TOLERANCES = {"fp32": (1e-3, 1e-4), "fp16": (1e-2, 1e-4), "int8": (1e-1, 1e-2)}
 TORCH_BATCH = 256  # images per PyTorch forward pass while computing references
+PARITY_IMAGES = 16  # --parity-images default for fp32/fp16 (int8 ONNX: effconv.export.int8.CHECK_IMAGES)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class ParityResult:
     rtol: float
     atol: float
     sets: tuple[ParitySet, ...]
+    reference: str = "PyTorch"  # what the outputs are compared with (an ONNX source: ONNX Runtime CPU)
 
     @property
     def passed(self) -> bool:
@@ -116,8 +118,17 @@ def torch_outputs(model, images: np.ndarray) -> np.ndarray:
 def run_parity(model, runner: Callable[[np.ndarray], np.ndarray], sets: Sequence[tuple[str, np.ndarray]],
                *, runtime: str, precision: str, rtol: float, atol: float) -> ParityResult:
     """Feed every input set to PyTorch and to `runner` (the exported model); compare."""
-    scored = tuple(compare(name, torch_outputs(model, x), runner(x), rtol, atol) for name, x in sets if len(x))
-    return ParityResult(runtime=runtime, precision=precision, rtol=rtol, atol=atol, sets=scored)
+    return compare_runners(lambda x: torch_outputs(model, x), runner, sets, runtime=runtime, precision=precision,
+                           rtol=rtol, atol=atol)
+
+
+def compare_runners(reference: Callable[[np.ndarray], np.ndarray], runner: Callable[[np.ndarray], np.ndarray],
+                    sets: Sequence[tuple[str, np.ndarray]], *, runtime: str, precision: str, rtol: float,
+                    atol: float, reference_name: str = "PyTorch") -> ParityResult:
+    """Feed every input set to `reference` (float32 logits) and to `runner`; compare."""
+    scored = tuple(compare(name, reference(x), runner(x), rtol, atol) for name, x in sets if len(x))
+    return ParityResult(runtime=runtime, precision=precision, rtol=rtol, atol=atol, sets=scored,
+                        reference=reference_name)
 
 
 def ort_runner(path: str | Path) -> tuple[Callable[[np.ndarray], np.ndarray], str]:

@@ -26,7 +26,7 @@ class Sidecar:
     precision: str  # fp32 | fp16 | int8
     flags: tuple[str, ...]  # BuilderFlag names set
     engine_sha256: str
-    onnx: str  # file name of the source ONNX, beside the engine
+    onnx: str  # file name of the ONNX it was built from (beside the engine, unless a user's file)
     onnx_sha256: str
     effconv: str  # effconv version
     format: str = SIDECAR_FORMAT

@@ -10,8 +10,10 @@ checks it relies on (effconv.export.sidecar) are plain Python and tested everywh
   since TensorRT 10.1 in favour of explicit Q/DQ quantization, still supported in 10.x); FP16 is
   set too so that layers TensorRT will not quantize fall back to float16, not float32.
 - A timing cache (optional file) makes rebuilds fast; it is read before and written after a build.
-- A dynamic-batch ONNX gets one optimization profile: min 1, opt 1 (latency at batch 1 is what
-  effconv measures), max MAX_BATCH.
+- An ONNX file with dynamic dimensions gets one optimization profile (effconv.export.engine_plan):
+  the batch min 1, opt 1 or --input-shape's N (latency at batch 1 is what effconv measures), max
+  MAX_BATCH; a symbolic height or width fixed at --input-shape's.
+- A file with int8 Q/DQ nodes (zero point 0) is built with its own scales: INT8 set, no calibrator.
 - TensorRT is imported lazily; without it the command exits 2 with the install hint.
 """
 
@@ -22,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from effconv.errors import InvalidInputError, RuntimeCrashError, UsageError
+from effconv.export.engine_plan import MAX_BATCH, profile_shapes
 from effconv.export.sidecar import (Sidecar, check_runtime, sha256_bytes, sha256_file, sidecar_path,
                                     verified_engine_bytes)
 from effconv.io import write_bytes
 
-MAX_BATCH = 256  # the largest batch a dynamic-batch engine accepts
 INSTALL_HINT = "TensorRT is not installed: pip install effconv[tensorrt] (needs an NVIDIA GPU and driver)"
 
 
@@ -50,8 +52,11 @@ def _gpu() -> tuple[str, str]:
 
 def build_engine(onnx_path: Path, engine_path: Path, *, precision: str = "fp32",
                  calibration_images: np.ndarray | None = None, timing_cache: Path | None = None,
-                 workspace_mib: int = 2048) -> tuple[Path, Path]:
-    """Build `engine_path` and its sidecar from `onnx_path`; return (engine, sidecar)."""
+                 workspace_mib: int = 2048, input_shape: tuple[int, ...] | None = None, batch: int = 1,
+                 explicit_int8: bool = False) -> tuple[Path, Path]:
+    """Build `engine_path` and its sidecar from `onnx_path`; return (engine, sidecar). `input_shape`
+    and `batch` set the optimization profile of dynamic dimensions; `explicit_int8`: the file's
+    own Q/DQ scales, no calibration."""
     from effconv import __version__
 
     trt = require_tensorrt()
@@ -62,11 +67,12 @@ def build_engine(onnx_path: Path, engine_path: Path, *, precision: str = "fp32",
     _parse(trt, network, logger, onnx_path)
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mib << 20)
-    flags = _set_precision(trt, config, precision, calibration_images, network)
-    profile = _batch_profile(builder, network)
+    flags = _set_precision(trt, config, precision, None if explicit_int8 else calibration_images, network,
+                           explicit=explicit_int8)
+    profile = _profile(builder, network, input_shape, batch)
     if profile is not None:
         config.add_optimization_profile(profile)
-        if precision == "int8":
+        if precision == "int8" and not explicit_int8:
             config.set_calibration_profile(profile)
     cache = _load_timing_cache(config, timing_cache)
     serialized = builder.build_serialized_network(network, config)
@@ -91,12 +97,15 @@ def _parse(trt, network, logger, onnx_path: Path) -> None:
         raise RuntimeCrashError(f"TensorRT's ONNX parser failed: {errors}", path=onnx_path)
 
 
-def _set_precision(trt, config, precision: str, images, network) -> list[str]:
+def _set_precision(trt, config, precision: str, images, network, *, explicit: bool = False) -> list[str]:
     flags = []
     if precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)
         flags.append("FP16")
-    if precision == "int8":
+    if precision == "int8" and explicit:  # Q/DQ in the file: its scales, nothing to calibrate
+        config.set_flag(trt.BuilderFlag.INT8)
+        flags.append("INT8")
+    elif precision == "int8":
         if images is None or not len(images):
             raise UsageError("--precision int8 needs CIFAR-10 images to calibrate on (--data PATH)")
         config.set_flag(trt.BuilderFlag.INT8)
@@ -106,15 +115,15 @@ def _set_precision(trt, config, precision: str, images, network) -> list[str]:
     return flags
 
 
-def _batch_profile(builder, network):
-    """An optimization profile for a dynamic batch dimension, or None for a fixed shape."""
+def _profile(builder, network, input_shape, batch: int):
+    """The optimization profile of the network's dynamic input (engine_plan.profile_shapes), or
+    None when every dimension is fixed."""
     inp = network.get_input(0)
-    shape = tuple(inp.shape)
-    if shape[0] != -1:
+    shapes = profile_shapes(inp.name, tuple(inp.shape), input_shape, batch=batch)
+    if shapes is None:
         return None
     profile = builder.create_optimization_profile()
-    rest = shape[1:]
-    profile.set_shape(inp.name, (1, *rest), (1, *rest), (MAX_BATCH, *rest))
+    profile.set_shape(inp.name, shapes.min, shapes.opt, shapes.max)
     return profile
 
 
@@ -202,12 +211,15 @@ def engine_runner(engine):
     return run, f"tensorrt {trt.__version__} {_gpu()[0]}"
 
 
-def check_engine_parity(model, engine_path: Path, sets, *, precision: str, rtol=None, atol=None):
-    """Parity of a freshly built engine against PyTorch; raise ParityError beyond tolerance."""
-    from effconv.export.parity import raise_if_failed, run_parity, tolerances
+def check_engine_parity(reference, engine_path: Path, sets, *, precision: str, rtol=None, atol=None,
+                        reference_name: str = "PyTorch"):
+    """Parity of a freshly built engine against `reference` (images -> float32 logits: the PyTorch
+    model, or ONNX Runtime on an ONNX source); raise ParityError beyond tolerance."""
+    from effconv.export.parity import compare_runners, raise_if_failed, tolerances
 
     rtol, atol = tolerances(precision, rtol, atol)
     runner, runtime = engine_runner(load_engine(engine_path))
-    result = run_parity(model, runner, sets, runtime=runtime, precision=precision, rtol=rtol, atol=atol)
+    result = compare_runners(reference, runner, sets, runtime=runtime, precision=precision, rtol=rtol, atol=atol,
+                             reference_name=reference_name)
     raise_if_failed(result, engine_path)
     return result

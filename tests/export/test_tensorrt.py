@@ -60,3 +60,24 @@ def test_tampered_engine_is_refused(tmp_path):
     out.write_bytes(out.read_bytes() + b"\x00")
     with pytest.raises(InvalidInputError, match="does not match"):
         load_engine(out)
+
+
+def test_engine_from_a_plain_onnx_file(tmp_path):
+    """`effconv export m.onnx --format tensorrt` (as trtexec --onnx): a dynamic-batch file, built for
+    batch 4, checked against ONNX Runtime on the same file."""
+    from effconv.export.api import ExportOptions, export_model
+    from effconv.export.sidecar import read_sidecar, sha256_file
+    from effconv.export.tensorrt import load_engine
+
+    src = tmp_path / "r20.onnx"
+    export_model("resnet20", src, ExportOptions(dynamic_batch=True, parity=False))
+    out = tmp_path / "engines" / "r20.engine"
+    out.parent.mkdir()
+    result = export_model(src, out, ExportOptions(format="tensorrt", precision="fp16", input_shape=(4, 3, 32, 32),
+                                                  input_name="input"))
+    assert [p.name for p in result.files] == ["r20.engine", "r20.engine.json"]
+    (parity,) = result.parity
+    assert parity.passed and parity.reference.startswith("onnxruntime")
+    assert read_sidecar(out).onnx_sha256 == sha256_file(src)
+    engine = load_engine(out)
+    assert tuple(engine.get_tensor_profile_shape("input", 0)[1]) == (4, 3, 32, 32)  # min, opt, max: opt
