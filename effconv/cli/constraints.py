@@ -128,6 +128,10 @@ def _experiments() -> Iterable[str]:
     return EXPERIMENTS
 
 
+def _experiments_or_all() -> Iterable[str]:
+    return (*_experiments(), "all")
+
+
 def _optimizers() -> Iterable[str]:
     from effconv.training.config import OPTIMIZERS
 
@@ -228,16 +232,22 @@ BY_COMMAND: dict[tuple[str, str], Constraint] = {
     ("compare", "--latency-s"): Num(0, 3600, low_open=True), ("compare", "--plots"): OUT_DIR,
     ("device calibrate", "--out"): OUT_FILE, ("device calibrate", "--name"): Text(100, nonempty=True, safe_name=True),
     ("device calibrate", "--matmul-n"): Num(64, 32768), ("device calibrate", "--copy-mib"): Num(1, 65536),
-    ("experiment run", "name"): Choice(_experiments, "experiment"),
+    ("experiment run", "name"): Choice(_experiments_or_all, "experiment"),
     ("experiment run", "--scale"): Num(0, 1, low_open=True), ("experiment run", "--out"): OUT_DIR,
     ("experiment run", "--device"): Choice(_fixed("auto", "cpu", "cuda"), "device", pattern=r"cuda:\d{1,3}"),
     ("experiment run", "--width-mult"): Num(0, 1, low_open=True),
     ("experiment run", "--batch-size"): Num(1, 65536), ("experiment run", "--evals"): Num(1, 100_000),
     ("experiment run", "--eval-images"): Num(1, 10_000),
+    ("experiment run", "--precision"): Choice(_fixed("fp32", "bf16", "fp16"), "precision"),
+    ("experiment run", "--pack"): Num(1, 256), ("experiment run", "--budget-s"): Num(0, 7 * 86400, low_open=True),
+    ("experiment run", "--probe-s"): Num(0, 600, low_open=True),
     ("experiment report", "name"): Choice(_experiments, "experiment"),
     ("experiment report", "--out"): PathC("in_dir"), ("experiment report", "--report-dir"): OUT_DIR,
     ("experiment report", "--note"): Text(2000),
 }
+
+
+BY_COMMAND.update({("experiment plan", key): rule for (cmd, key), rule in list(BY_COMMAND.items()) if cmd == "experiment run"})
 
 
 def constraint_for(command: str, key: str) -> Constraint | None:

@@ -1,6 +1,6 @@
-"""`effconv experiment list | run | report` (the paper's four studies) and `effconv compare RUN...`.
+"""`effconv experiment list | plan | run | report` (the paper's four studies) and `effconv compare RUN...`.
 
-Thin: parse, call effconv.experiments (runner, report, runs), render with rich.
+Thin: parse, call effconv.experiments.api (plan, run, report; compare reads runs directly), render with rich.
 """
 
 from __future__ import annotations
@@ -20,12 +20,32 @@ from effconv.tables import Table, show
 experiment_app = typer.Typer(help="The paper's experiments (section VII): list, run, report.", no_args_is_help=True)
 app.add_typer(experiment_app, name="experiment")
 
-Name = Annotated[str, typer.Argument(help="kernel-size, optimizer, activation or batch-norm.")]
-OutDir = Annotated[Optional[Path], typer.Option("--out", help="Runs folder (default runs/experiments/NAME).", file_okay=False)]
+Name = Annotated[str, typer.Argument(help="kernel-size, optimizer, activation, batch-norm, or all (run and plan).")]
+OutDir = Annotated[Optional[Path], typer.Option("--out", file_okay=False, help=(
+    "Runs folder (default runs/experiments/NAME); with all, the folder of the four studies' folders (default runs/experiments)."))]
+Scale = Annotated[float, typer.Option("--scale", help="Fraction (0-1] of the paper's steps; the training subset shrinks with it.")]
+Data = Annotated[Optional[Path], typer.Option("--data", help="CIFAR-10: JPEG .tar.xz, ImageFolder tree, or official python folder/.tar.gz.")]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+WidthMult = Annotated[float, typer.Option("--width-mult", help="CI/CPU smoke runs only: narrow every layer by this factor (not the paper's models).")]
+BatchSize = Annotated[Optional[int], typer.Option("--batch-size", help="Override the spec's batch size.")]
+Evals = Annotated[int, typer.Option("--evals", help="Test evaluations per run.")]
+EvalImages = Annotated[Optional[int], typer.Option("--eval-images", help="Test images per evaluation (default: all at scale 1, else max(500, 10000 x scale)).")]
+Threads = Annotated[Optional[int], typer.Option("--threads", help="CPU threads for torch (1 is fastest on a busy machine).")]
+Precision = Annotated[Optional[str], typer.Option("--precision", help="fp32, bf16 or fp16 autocast (default: the spec's, fp32); bf16 on a GPU.")]
+Deterministic = Annotated[bool, typer.Option("--deterministic", help="torch's deterministic algorithms (a pack then gives the runs' metrics alone exactly, on CPU).")]
+Pack = Annotated[int, typer.Option("--pack", help="Runs trained at once on the device (CUDA: a stream and a CUDA graph each).")]
+BudgetS = Annotated[Optional[float], typer.Option("--budget-s", help=(
+    "Seconds this call may take, start-up and probe included: the plan's first visit that fits is trained, whole runs only; "
+    "runs the budget cannot hold are refused with exit 4 (see --allow-over-budget)."))]
+AllowOver = Annotated[bool, typer.Option("--allow-over-budget", help="Train runs longer than a visit anyway, until the budget cuts them (they stop with their metrics and last.pt).")]
+ProbeS = Annotated[float, typer.Option("--probe-s", help="Timed seconds per distinct model (and once for the pack) when planning.")]
 
 
-def _out(name: str, out: Path | None) -> Path:
-    return out if out is not None else Path("runs") / "experiments" / name
+def _request(name, out, data, pack, budget_s, allow_over_budget, probe_s, **options):
+    from effconv.experiments.api import ExperimentRequest, studies
+    from effconv.experiments.studies import RunOptions
+
+    return ExperimentRequest(studies(name), out, data, RunOptions(**options), pack, budget_s, allow_over_budget, probe_s)
 
 
 @experiment_app.command("list")
@@ -44,41 +64,101 @@ def list_command() -> None:
     show([table], console)
 
 
+@experiment_app.command("plan")
+def plan_command(
+    name: Name, scale: Scale = 1.0, out: OutDir = None, data: Data = None, device: Device = "auto",
+    width_mult: WidthMult = 1.0, batch_size: BatchSize = None, evals: Evals = 20, eval_images: EvalImages = None,
+    threads: Threads = None, precision: Precision = None, deterministic: Deterministic = False, pack: Pack = 1,
+    budget_s: BudgetS = None, allow_over_budget: AllowOver = False, probe_s: ProbeS = 1.0,
+) -> None:
+    """Measure each distinct model on this device, predict the plan's wall time, split it into visits; train nothing.
+
+    Exit 4 when runs fit no visit of --budget-s (unless --allow-over-budget).
+
+    Example: effconv experiment plan all --pack 11 --budget-s 480 --precision bf16
+    """
+    from effconv.experiments import api
+
+    request = _request(name, out, data, pack, budget_s, allow_over_budget, probe_s, scale=scale, width_mult=width_mult,
+                       evals=evals, eval_images=eval_images, batch_size=batch_size, device=device, threads=threads,
+                       precision=precision, deterministic=deterministic)
+    result = api.plan(request)
+    show(_plan_items(result, request), console)
+    api.refuse_over_budget(request, result)
+
+
 @experiment_app.command("run")
 def run_command(
-    name: Name,
-    scale: Annotated[float, typer.Option("--scale", help="Fraction (0-1] of the paper's steps; the training subset shrinks with it.")] = 1.0,
-    out: OutDir = None,
-    data: Annotated[Optional[Path], typer.Option("--data", help="CIFAR-10: JPEG .tar.xz, ImageFolder tree, or official python folder/.tar.gz.")] = None,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
-    width_mult: Annotated[float, typer.Option("--width-mult", help="CI/CPU smoke runs only: narrow every layer by this factor (not the paper's models).")] = 1.0,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Override the spec's batch size.")] = None,
-    evals: Annotated[int, typer.Option("--evals", help="Test evaluations per run.")] = 20,
-    eval_images: Annotated[Optional[int], typer.Option("--eval-images", help="Test images per evaluation (default: all at scale 1, else max(500, 10000 x scale)).")] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for torch (1 is fastest on a busy machine).")] = None,
-    quiet: Quiet = False,
+    name: Name, scale: Scale = 1.0, out: OutDir = None, data: Data = None, device: Device = "auto",
+    width_mult: WidthMult = 1.0, batch_size: BatchSize = None, evals: Evals = 20, eval_images: EvalImages = None,
+    threads: Threads = None, precision: Precision = None, deterministic: Deterministic = False, pack: Pack = 1,
+    budget_s: BudgetS = None, allow_over_budget: AllowOver = False, probe_s: ProbeS = 1.0, quiet: Quiet = False,
 ) -> None:
     """Train every run of an experiment (finished runs are skipped, partial ones resumed).
 
+    One study, --pack 1, no --budget-s: one run after the other. Otherwise planned and packed: the distinct runs
+    are measured, split into visits of --budget-s, and the first visit trained --pack at a time (call again for the
+    next). Exit 4 when runs fit no visit (unless --allow-over-budget); 130 on Ctrl-C (every open run saved).
+
     Example: effconv experiment run kernel-size --scale 0.01 --out runs/experiments/kernel-size
+
+    On a GPU: effconv experiment run all --pack 11 --budget-s 480 --precision bf16
 
     CPU smoke run: effconv experiment run optimizer --scale 0.001 --width-mult 0.25 --threads 1
     """
-    from effconv.experiments.runner import run_experiment
-    from effconv.experiments.studies import RunOptions
+    from effconv.experiments import api
 
-    options = RunOptions(scale=scale, width_mult=width_mult, evals=evals, eval_images=eval_images,
-                         batch_size=batch_size, device=device, seed=0, threads=threads)
-    folder = _out(name, out)
+    request = _request(name, out, data, pack, budget_s, allow_over_budget, probe_s, scale=scale, width_mult=width_mult,
+                       evals=evals, eval_images=eval_images, batch_size=batch_size, device=device, threads=threads,
+                       precision=precision, deterministic=deterministic)
     with _RunProgress(quiet) as progress:
-        runs = run_experiment(name, options, folder, data_source=data, on_run=progress.on_run, on_step=progress.on_step)
+        outcome = api.run(request, on_run=progress.on_run, on_step=progress.on_step, on_plan=progress.on_plan,
+                          on_round=progress.on_round, on_end=progress.on_end)
     if not quiet:
-        show([_runs_table(runs)], console)
-        console.print(f"runs: {folder}; report: effconv experiment report {name} --out {folder}", highlight=False)
+        show([_runs_table(r) for r in outcome.summaries.values()] + _outcome_lines(outcome, request), console)
+
+
+def _plan_items(plan, request) -> list:
+    table = Table("", [(h, "left" if h in ("run", "model") else "right")
+                       for h in ("run", "model", "steps left", "evals", "ms/step alone", "s alone", "visit")])
+    visit_of = {j.name: i for i, v in enumerate(plan.visits, 1) for j in v.jobs}
+    from effconv.experiments.plan import alone_work
+
+    for job in sorted(plan.jobs, key=lambda j: visit_of.get(j.name, 0)):
+        rate = plan.rates.models[job.model]
+        table.add_row(job.name, job.model, f"{job.steps_left:,}", str(job.evals_left), f"{1e3 * rate.alone_s:.2f}",
+                      f"{alone_work(job, plan.rates):,.1f}", str(visit_of.get(job.name, "over budget")))
+    r = plan.rates
+    lines = [f"device: {r.device}; probe {r.probe_s:.1f} s; packing factor {r.factor:.3f} with {r.together} runs at once"
+             f" ({1 / r.factor:.2f}x the steps/s of one at a time)" if r.models else "nothing to train"]
+    if plan.usable_s is not None:
+        lines.append(f"budget {request.budget_s:g} s a visit: {plan.usable_s:,.1f} s of training after set-up, "
+                     f"{plan.reserve_s:.1f} s kept for the final checkpoints")
+    lines += [f"visit {i}: {len(v.jobs)} runs, predicted {v.predicted_s:,.1f} s" + (" (the budget cuts it)" if v.over_budget else "")
+              for i, v in enumerate(plan.visits, 1)]
+    if plan.done:
+        lines.append(f"complete already: {', '.join(plan.done)}")
+    return ([table] if plan.jobs else []) + lines
+
+
+def _outcome_lines(outcome, request) -> list[str]:
+    folders = ", ".join(str(f) for f in request.folders().values())
+    lines = [f"runs: {folders}; report: effconv experiment report NAME --out FOLDER"]
+    plan = outcome.plan
+    if plan is not None and plan.visits:
+        v = plan.visits[0]
+        lines.insert(0, f"visit 1 of {len(plan.visits)}: {len(v.jobs)} runs, predicted {v.predicted_s:,.1f} s, measured "
+                        f"{outcome.train_s:,.1f} s of training (+{outcome.setup_s:,.1f} s of data and probe)")
+        if len(plan.visits) > 1:
+            lines.insert(1, f"{len(plan.visits) - 1} more visits planned: run the same command again for each")
+    lines += [e.describe() for e in outcome.ends if e.status != "complete"]
+    if outcome.copied:
+        lines.append(f"the same runs copied into: {', '.join(outcome.copied)}")
+    return lines
 
 
 class _RunProgress:
-    """One rich progress display over the runs: the current run's steps and a line per run."""
+    """One rich progress display: the plain runner's current run, or the pack's steps over all runs."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet, self.bar, self.task = quiet, None, None
@@ -106,6 +186,22 @@ class _RunProgress:
         if self.bar is not None and self.task is not None:
             self.bar.update(self.task, completed=step)
 
+    def on_plan(self, plan) -> None:
+        if self.bar is None or not plan.visits:
+            return
+        visit = plan.visits[0]
+        self.bar.console.print(f"visit 1 of {len(plan.visits)}: {', '.join(j.name for j in visit.jobs)}; "
+                               f"predicted {visit.predicted_s:,.1f} s", highlight=False)
+        self.task = self.bar.add_task("steps, all runs", total=sum(j.steps_left for j in visit.jobs))
+
+    def on_round(self, steps: int) -> None:
+        if self.bar is not None and self.task is not None:
+            self.bar.advance(self.task, steps)
+
+    def on_end(self, end) -> None:
+        if self.bar is not None:
+            self.bar.console.print(end.describe(), highlight=False)
+
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.stop()
@@ -123,10 +219,9 @@ def report_command(
 
     Example: effconv experiment report kernel-size --out runs/experiments/kernel-size --report-dir reports
     """
-    from effconv.experiments.report import write_report
+    from effconv.experiments import api
 
-    report_dir.mkdir(parents=True, exist_ok=True)
-    report, path = write_report(name, _out(name, out), report_dir, costs=costs, note=note)
+    report, path = api.report(name, out, report_dir, costs=costs, note=note)
     table = Table("", [(c, "left") for c in ("paper's claim", "our measurement", "verdict")])
     for text, finding in report.findings:
         lean = f" (data alone: {finding.leaning})" if finding.leaning else ""

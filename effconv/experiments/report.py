@@ -85,6 +85,10 @@ def _setup_lines(runs: list[RunSummary], scale: float, width: float, date: str) 
     ]
     if scale < 1.0 or width < 1.0:
         lines.append("- The full-scale run (scale 1.0, width 1.0) is pending a GPU.")
+    packed = sorted({int(r.extra["pack"]["slots"]) for r in runs if (r.extra.get("pack") or {}).get("slots", 1) > 1})
+    if packed:
+        lines.append(f"- Packed: trained {' or '.join(map(str, packed))} runs at a time on one device; ms/step (and the "
+                     "claims about time) are each model's steps measured alone on that device by the plan's probe")
     status = [f"{r.label}: {r.status}" for r in runs if r.status != "complete"]
     if status:
         lines.append(f"- Not complete: {', '.join(status)}")
@@ -96,7 +100,7 @@ def _run_table(runs: list[RunSummary], costs: Mapping[str, object]) -> list[str]
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in runs:
         c = costs.get(r.label)
-        ms = f"{1e3 * r.seconds_per_step:.1f}" if r.seconds_per_step else "n/a"
+        ms = f"{1e3 * r.step_seconds:.1f}" if r.step_seconds else "n/a"
         wall = f"{r.wall_seconds:.0f}" if r.wall_seconds is not None else "n/a"
         lines.append(f"| {r.label} | {r.spec_name} | {r.step} | {pct(r.final_acc)} | {pct(r.best_acc)} | {ms} | "
                      f"{r.train_seconds:.0f} | {wall} | {f'{c.weights:,}' if c else 'n/a'} | {f'{c.mult_adds:,}' if c else 'n/a'} |")

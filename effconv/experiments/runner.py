@@ -5,6 +5,7 @@ writes experiment.json beside each run (see effconv.experiments.studies for the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import time
@@ -19,6 +20,8 @@ from effconv.experiments.studies import RunOptions, RunPlan, build_run_model, ge
 from effconv.io import write_text
 
 if TYPE_CHECKING:
+    from effconv.experiments.pack import Job, JobEnd
+    from effconv.experiments.plan import PackJob
     from effconv.specs import ModelSpec
     from effconv.training.api import TrainConfig, TrainData
 
@@ -66,26 +69,33 @@ def run_experiment(
 ) -> list[RunSummary]:
     """Train every run of experiment `name` into OUT/<label>/ (finished runs are skipped, partial
     ones resumed); `on_run(planned, index)` is called before each run, `on_step(step)` every step."""
-    import torch
-
     from effconv.training.api import load_train_data
 
     out = Path(out)
     planned = plan_experiment(name, options, out)
     if data is None and not all(p.complete for p in planned):
         data = load_train_data(data_source)
-    threads = torch.get_num_threads()
-    try:
-        if options.threads:
-            torch.set_num_threads(options.threads)
+    with torch_threads(options.threads):
         for index, item in enumerate(planned):
             if on_run is not None:
                 on_run(item, index)
             if not item.complete:
                 _train_one(name, item, options, data, on_step)
-    finally:
-        torch.set_num_threads(threads)
     return [read_run(p.run_dir) for p in planned]
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """torch's intra-op threads set to `threads` (None: left alone) for the block, then put back."""
+    import torch
+
+    previous = torch.get_num_threads()
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _train_one(name: str, item: PlannedRun, options: RunOptions, data, on_step) -> None:
@@ -108,6 +118,74 @@ def _train_one(name: str, item: PlannedRun, options: RunOptions, data, on_step) 
         meta["wall_seconds"] = meta.get("wall_seconds", 0.0) + time.perf_counter() - t0
         if (item.run_dir / CONFIG).is_file():
             write_text(item.run_dir / EXPERIMENT, json.dumps(meta, indent=2) + "\n")
+
+
+# Packed runs (effconv.experiments.pack, planned by effconv.experiments.plan) ---------------------
+PACK_STATUS = {"complete": "complete", "diverged": "diverged"}  # cut, interrupted, failed: "partial"
+
+
+def pack_job(job: "PackJob", data: "TrainData", options: RunOptions) -> "Job":
+    """The pack's handle on `job`: opens its run (new, or resumed from its last.pt) as a PackedTrainer."""
+    from effconv.experiments.pack import Job
+
+    def open_run():
+        from effconv.experiments.packed_trainer import PackedTrainer
+        from effconv.training.api import open_run as open_
+
+        item = job.item
+        model = build_run_model(item.spec, options.width_mult, item.config.seed)
+        if item.done_steps:
+            return open_(item.run_dir, data=data, model=model, trainer=PackedTrainer)
+        return open_(item.run_dir, item.spec, item.config, data=data, model=model, trainer=PackedTrainer)
+
+    return Job(job.name, open_run)
+
+
+def write_pack_meta(job: "PackJob", end: "JobEnd", options: RunOptions, pack: dict[str, Any]) -> None:
+    """experiment.json for a run the pack closed: the plain runner's fields, the pack's (`pack`:
+    slots, how the step ran, the probe's alone seconds per step) and, unless complete, how far it got."""
+    item = job.item
+    if not (item.run_dir / CONFIG).is_file():
+        return
+    meta = _meta(job.experiment, item, options)
+    meta.update(status=PACK_STATUS.get(end.status, "partial"), wall_seconds=meta.get("wall_seconds", 0.0) + end.wall_s,
+                pack={**pack, "step": end.graph})
+    meta.pop("stopped", None)
+    if end.status != "complete":
+        meta["stopped"] = end.describe()
+    if end.error:
+        meta["error"] = end.error
+    write_text(item.run_dir / EXPERIMENT, json.dumps(meta, indent=2) + "\n")
+
+
+def copy_run(source: Path, experiment: str, item: PlannedRun) -> bool:
+    """Give `item`'s empty folder the finished run in `source` (the same spec, options and seed:
+    the same run): its files hard-linked (copied where a link fails) and an experiment.json of its
+    own. last.pt comes last, so a copy cut short reads as a fresh run. False if the folder holds a run."""
+    import os
+    import shutil
+
+    dst = item.run_dir
+    if (dst / CONFIG).exists() or (dst / "last.pt").exists():
+        return False
+    dst.mkdir(parents=True, exist_ok=True)
+
+    def put(f: Path) -> None:
+        try:
+            os.link(f, dst / f.name)
+        except OSError:
+            shutil.copy2(f, dst / f.name)
+
+    files = [f for f in source.iterdir() if f.is_file() and not f.name.startswith(".")]
+    for f in sorted(files, key=lambda f: f.name == CONFIG):
+        if f.name not in (EXPERIMENT, "last.pt"):
+            put(f)
+    meta = {**json.loads((source / EXPERIMENT).read_text(encoding="utf-8")), "experiment": experiment,
+            "label": item.plan.label, "same_run_as": str(source)}
+    write_text(dst / EXPERIMENT, json.dumps(meta, indent=2) + "\n")
+    if (source / "last.pt").is_file():
+        put(source / "last.pt")
+    return True
 
 
 def _meta(name: str, item: PlannedRun, options: RunOptions) -> dict[str, Any]:
@@ -137,4 +215,4 @@ def device_name(device: str) -> str:
     return f"CPU {cpu}, {torch.get_num_threads()} torch threads"
 
 
-__all__ = ["PlannedRun", "device_name", "plan_experiment", "run_experiment"]
+__all__ = ["PlannedRun", "copy_run", "device_name", "pack_job", "plan_experiment", "run_experiment", "write_pack_meta"]

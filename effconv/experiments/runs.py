@@ -96,6 +96,17 @@ class RunSummary:
         mid = len(windows) // 2
         return windows[mid] if len(windows) % 2 else (windows[mid - 1] + windows[mid]) / 2
 
+    @property
+    def step_seconds(self) -> float | None:
+        """Seconds per training step of this model on its device, for the claims about time. A
+        run packed with others (effconv.experiments.pack) shares the device in every window, so
+        its windows say little about its own cost: the plan's probe of the model alone on the same
+        device stands in (experiment.json's pack.probe_alone_seconds_per_step); else seconds_per_step."""
+        pack = self.extra.get("pack") or {}
+        if pack.get("slots", 1) > 1 and pack.get("probe_alone_seconds_per_step"):
+            return float(pack["probe_alone_seconds_per_step"])
+        return self.seconds_per_step
+
     def steps_to(self, target: float) -> int | None:
         """The first evaluated step whose test accuracy reaches `target`; None if none does."""
         return next((p.step for p in self.evals if p.test_acc >= target), None)

@@ -113,6 +113,8 @@ class RunOptions:
     seed: int = 0
     threads: int | None = None  # torch intra-op threads on CPU (None: torch's default); 1 is far
     # faster than 2 when other processes compete for the cores (idle threads spin at barriers)
+    precision: str | None = None  # None: the spec's (fp32); bf16 autocast for the GPU visits
+    deterministic: bool = False  # torch's deterministic algorithms (the pack's equality tests)
 
     def __post_init__(self) -> None:
         if not 0 < self.scale <= 1:
@@ -122,19 +124,23 @@ class RunOptions:
         for flag, value in (("--evals", self.evals), ("--eval-images", self.eval_images), ("--threads", self.threads)):
             if value is not None and value < 1:
                 raise UsageError(f"{flag} must be >= 1, got {value}")
+        if self.precision not in (None, "fp32", "bf16", "fp16"):
+            raise UsageError(f"--precision must be fp32, bf16 or fp16, got {self.precision!r}")
 
 
 def run_config(spec: "ModelSpec", options: RunOptions) -> "TrainConfig":
     """The spec's recipe shrunk to `options.scale` (see the module doc for the rules)."""
     from effconv.training.api import config_from_table
 
-    base = config_from_table(spec.train, {"batch_size": options.batch_size}, source=spec.source)
+    base = config_from_table(spec.train, {"batch_size": options.batch_size, "precision": options.precision},
+                             source=spec.source)
     steps = max(1, round(base.total_steps(CIFAR_TRAIN_IMAGES) * options.scale))
     full = options.scale >= 1
     subset = None if full else min(CIFAR_TRAIN_IMAGES, max(10 * base.batch_size, round(CIFAR_TRAIN_IMAGES * options.scale)))
     return replace(
         base, steps=steps, epochs=None, eval_every=max(1, steps // options.evals), log_every=max(1, min(50, steps // options.evals)),
         subset=subset, eval_subset=eval_images(options), device=options.device, seed=options.seed,
+        deterministic=options.deterministic or base.deterministic,
     )
 
 

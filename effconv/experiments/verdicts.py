@@ -91,10 +91,10 @@ def larger_kernels_converge_worse(runs: Runs) -> Finding:
 
 def mixed_costs_more_time(runs: Runs) -> Finding:
     r3, rm = runs["3x3"], runs["mixed"]
-    if not (r3.seconds_per_step and rm.seconds_per_step):
+    if not (r3.step_seconds and rm.step_seconds):
         return Finding("no timed steps", INCONCLUSIVE)
-    ratio = rm.seconds_per_step / r3.seconds_per_step
-    text = f"time per step: mixed {1e3 * rm.seconds_per_step:.1f} ms, 3x3 {1e3 * r3.seconds_per_step:.1f} ms (ratio {ratio:.2f})"
+    ratio = rm.step_seconds / r3.step_seconds
+    text = f"time per step: mixed {1e3 * rm.step_seconds:.1f} ms, 3x3 {1e3 * r3.step_seconds:.1f} ms (ratio {ratio:.2f})"
     return Finding(text, _three_way(ratio > TIME_RATIO, ratio < 1 / TIME_RATIO))
 
 
@@ -180,7 +180,7 @@ def _pairs(runs: Runs) -> list[tuple[str, RunSummary, RunSummary]]:
 
 
 def bn_doubles_time(runs: Runs) -> Finding:
-    ratios = {a: bn.seconds_per_step / no.seconds_per_step for a, bn, no in _pairs(runs) if bn.seconds_per_step and no.seconds_per_step}
+    ratios = {a: bn.step_seconds / no.step_seconds for a, bn, no in _pairs(runs) if bn.step_seconds and no.step_seconds}
     if not ratios:
         return Finding("no timed pairs", INCONCLUSIVE)
     mean = math.exp(sum(math.log(r) for r in ratios.values()) / len(ratios))
