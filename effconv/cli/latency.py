@@ -9,18 +9,26 @@ from typing import Annotated, Optional
 
 import typer
 
-from effconv.cli.app import JsonOut, Quiet, app, console
+from effconv.cli.app import CsvOut, JsonOut, Quiet, app, console
 from effconv.cli.options import (
     Backend, Batch, BudgetMs, CudaGraph, DeviceProfile, DurationS, IncludeCopies, Isolate, Iterations, LatencyPlot,
     MemLimitMb, OvDevice, PerLayer, Precision, Threads, TimeoutS, TorchMode, WarmupMs, latency_options,
     sandbox_limits,
 )
+from effconv.latency.backends import mode_help  # light: the descriptors, no runtime
 from effconv.sandbox.limits import DEFAULT_MEM_LIMIT_MB, DEFAULT_TIMEOUT_S
 
 device_app = typer.Typer(help="Device ceilings for the roofline: list the profiles, calibrate this machine.",
                          no_args_is_help=True)
 app.add_typer(device_app, name="device")
 
+Mode = Annotated[str, typer.Option("--mode", rich_help_panel="Latency", help=mode_help())]
+Streams = Annotated[
+    Optional[int],
+    typer.Option("--streams", rich_help_panel="Latency", show_default=False,
+                 help="--mode throughput: requests in flight (default: ort-cpu one single-threaded session per CPU; "
+                      "openvino the THROUGHPUT hint's optimal number of requests); --threads is split between them."),
+]
 InputShape = Annotated[
     Optional[list[str]],
     typer.Option("--input-shape", show_default=False,
@@ -45,15 +53,16 @@ def backends_cmd(
         a = backend.probe()
         rows.append({"name": name, "available": a.available, "version": a.version, "reason": a.reason,
                      "device": backend.device, "model": backend.kind, "description": backend.description,
-                     "per_layer": backend.per_layer, "extra": backend.extra})
+                     "per_layer": backend.per_layer, "modes": list(backend.modes()), "extra": backend.extra})
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     table = Table("Latency backends", [(c, "left") for c in ("Backend", "Available", "Version", "Runs", "What",
-                                                             "Per layer", "Extra", "Why not")])
+                                                             "Per layer", "Modes", "Extra", "Why not")])
     for r in rows:
         table.add_row(r["name"], "yes" if r["available"] else "no", r["version"] or "-",
-                      f"{r['model']} on {r['device']}", r["description"], r["per_layer"], r["extra"] or "-",
+                      f"{r['model']} on {r['device']}", r["description"], r["per_layer"], ", ".join(r["modes"]),
+                      r["extra"] or "-",
                       r["reason"] or "")
     show([table], console)
 
@@ -101,20 +110,23 @@ def device_calibrate(
 @app.command("latency")
 def latency_cmd(
     model: Annotated[str, typer.Argument(help="ONNX file, zoo model name, spec .toml, or training run.")],
-    input_shape: InputShape = None, batch: Batch = None, backend: Backend = None, precision: Precision = "fp32", ov_device: OvDevice = None,
+    input_shape: InputShape = None, batch: Batch = None,
+    backend: Backend = None, precision: Precision = "fp32", ov_device: OvDevice = None,
+    mode: Mode = "latency", streams: Streams = None,
     warmup_ms: WarmupMs = 200.0, duration_s: DurationS = 1.0, iterations: Iterations = 20, threads: Threads = None,
     include_copies: IncludeCopies = False, cuda_graph: CudaGraph = False, torch_mode: TorchMode = "eager",
     per_layer: PerLayer = "auto", device_profile: DeviceProfile = None, budget_ms: BudgetMs = None,
-    json_out: JsonOut = None, plot: LatencyPlot = None,
+    json_out: JsonOut = None, csv_out: CsvOut = None, plot: LatencyPlot = None,
     isolate: Isolate = None, mem_limit_mb: MemLimitMb = DEFAULT_MEM_LIMIT_MB, timeout_s: TimeoutS = DEFAULT_TIMEOUT_S,
     quiet: Quiet = False,
 ) -> None:
     """Time a model end to end (one timing loop for every backend), then per layer in a separate
-    run; join the per-type times with the static Mult-Adds and a device roofline. ONNX files are
-    parsed and timed in a child process with --mem-limit-mb and --timeout-s limits (a crash there
-    is exit 5, a limit exit 4); zoo models and runs, exported by effconv, in-process.
+    run; join the per-type times with the static Mult-Adds and a device roofline. --mode throughput
+    keeps --streams requests in flight instead. ONNX files are parsed and timed in a child process
+    with --mem-limit-mb and --timeout-s limits (a crash there is exit 5, a limit exit 4).
 
     Example: effconv latency mobilenet_v1 --backend ort-cpu --threads 2 --device-profile local-cpu.toml --budget-ms 50
+    (throughput: effconv latency model.onnx --backend openvino --mode throughput --streams 4 --csv t.csv)
     """
     from effconv.latency.api import check_budget, measure_model
     from effconv.latency.render import check_outputs, render_latency, write_outputs
@@ -122,16 +134,16 @@ def latency_cmd(
 
     shapes = _shapes(input_shape)
     options = latency_options(
-        timed_batch(batch, shapes), input_shapes=shapes, backend=backend, precision=precision, warmup_ms=warmup_ms, duration_s=duration_s,
-        iterations=iterations, include_copies=include_copies, cuda_graph=cuda_graph, per_layer=per_layer,
-        device_profile=device_profile, threads=threads, torch_mode=torch_mode, budget_ms=budget_ms,
-        ov_device=ov_device,
+        timed_batch(batch, shapes), input_shapes=shapes, backend=backend, precision=precision, mode=mode,
+        streams=streams, warmup_ms=warmup_ms, duration_s=duration_s, iterations=iterations, threads=threads,
+        include_copies=include_copies, cuda_graph=cuda_graph, per_layer=per_layer, device_profile=device_profile,
+        torch_mode=torch_mode, budget_ms=budget_ms, ov_device=ov_device,
     )
     check_outputs(options, plot=plot)  # before any timing
     report = measure_model(model, options, isolate=isolate, limits=sandbox_limits(mem_limit_mb, timeout_s))
     if not quiet:
         render_latency(report, console)
-    write_outputs(report, json_out=json_out, plot=plot)
+    write_outputs(report, json_out=json_out, csv_out=csv_out, plot=plot)
     check_budget(report, budget_ms)
 
 

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     import numpy as np
 
+    from effconv.latency.throughput import Load
+
 from effconv.errors import UsageError
 
 CV_WARN = 0.10  # coefficient of variation above which a result is flagged as noisy
@@ -45,6 +47,8 @@ class LatencyOptions:
     # --input-shape: ((input name, dims), ...) for symbolic dims (effconv.latency.shapes); a
     # measurement replaces it with every input's resolved shape before it loads anything
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] | None = None
+    mode: str = "latency"  # latency: one request at a time | throughput: `streams` in flight (latency.throughput)
+    streams: int | None = None  # throughput: requests in flight; None: the backend's default for the device
 
     def __post_init__(self) -> None:
         if self.batch < 1:
@@ -59,18 +63,14 @@ class LatencyOptions:
             raise UsageError(f"--iterations must be between 1 and {self.max_iterations}, got {self.iterations}")
         if self.threads is not None and self.threads < 1:
             raise UsageError(f"--threads must be >= 1, got {self.threads}")
+        self._check_mode()
         if self.torch_mode not in ("eager", "compile"):
             raise UsageError(f"--torch-mode must be eager or compile, got {self.torch_mode!r}")
-        if self.precision == "fp16" and self.backend is not None:  # before any model is loaded
-            from effconv.latency import get_backend
-
-            if get_backend(self.backend).device == "cpu":
-                raise UsageError(f"--precision fp16 needs a CUDA backend, not --backend {self.backend} "
-                                 "(CPU fp16 kernels are not representative)")
-        if self.backend is not None:
-            from effconv.latency.backends import check_precision
+        if self.backend is not None:  # before any model is loaded
+            from effconv.latency.backends import check_precision, check_mode
 
             check_precision(self.backend, self.precision)
+            check_mode(self.backend, self.mode)
         from effconv.latency.shapes import check_given
 
         check_given(self.input_shapes)
@@ -80,6 +80,15 @@ class LatencyOptions:
             if self.backend not in (None, "openvino"):
                 raise UsageError(f"--ov-device applies to --backend openvino, not {self.backend}")
 
+    def _check_mode(self) -> None:
+        if self.mode not in ("latency", "throughput"):
+            raise UsageError(f"--mode must be latency or throughput, got {self.mode!r}")
+        if self.streams is not None and (self.streams < 1 or self.mode != "throughput"):
+            raise UsageError(f"--streams must be >= 1, got {self.streams}" if self.streams < 1
+                             else "--streams applies to --mode throughput")
+        if self.mode == "throughput" and self.per_layer not in ("auto", "none"):
+            raise UsageError(f"--per-layer {self.per_layer} times one request at a time: use --mode latency "
+                             "(the throughput mode runs no per-layer pass)")
 
     def input_shape(self, name: str) -> tuple[int, ...] | None:
         """The --input-shape (or resolved shape) of input `name`, None when not set."""
@@ -133,15 +142,16 @@ class Statistics:
     p99_ms: float
     std_ms: float
     cv: float
-    throughput: float  # items/s = batch / median
+    throughput: float  # items/s: batch / median (latency mode), completed x batch / window (throughput mode)
     warning: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
 
 
-def compute_statistics(samples_ms: np.ndarray | list[float], batch: int) -> Statistics:
-    """Statistics of per-iteration times; percentiles use numpy's default linear interpolation."""
+def compute_statistics(samples_ms: np.ndarray | list[float], batch: int, *, throughput: float | None = None) -> Statistics:
+    """Statistics of per-iteration times; percentiles use numpy's default linear interpolation.
+    `throughput` (items/s): the measured figure with several requests in flight; None: batch / median."""
     import numpy as np
 
     s = np.asarray(samples_ms, dtype=np.float64)
@@ -161,7 +171,8 @@ def compute_statistics(samples_ms: np.ndarray | list[float], batch: int) -> Stat
     return Statistics(
         iterations=int(s.size), total_s=float(s.sum()) / 1e3, min_ms=float(s.min()), median_ms=median,
         mean_ms=mean, p90_ms=p90, p95_ms=p95, p99_ms=p99, std_ms=std, cv=cv,
-        throughput=batch / (median / 1e3) if median > 0 else float("inf"), warning=warning,
+        throughput=throughput if throughput is not None else batch / (median / 1e3) if median > 0 else float("inf"),
+        warning=warning,
     )
 
 
@@ -173,6 +184,7 @@ class Timing:
     warmup_iterations: int
     stats: Statistics
     timer: str
+    load: Load | None = None  # the throughput mode's figures (effconv.latency.throughput); None in latency mode
 
 
 def time_runner(

@@ -11,17 +11,17 @@ are not isolated: they time effconv's own module, which cannot be sent to a chil
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from effconv.errors import EffconvError, ResourceLimitError, UsageError
-from effconv.latency.backends import best_backend, get_backend
+from effconv.latency.backends import best_backend, get_backend, mode_backends
 from effconv.latency.base import LatencyOptions
 from effconv.latency.measure import measure
 from effconv.latency.report import LatencyReport
 from effconv.latency.source import ModelInput
+from effconv.latency.throughput import available_cpus
 from effconv.profile.model import ModelProfile
 from effconv.sandbox.limits import Limits
 from effconv.sandbox.parent import run_in_child
@@ -48,26 +48,27 @@ def isolation_limits(options: LatencyOptions, limits: Limits) -> Limits:
     scaled by threads (--threads 1000 --timeout-s 10 must still end near 10 s + the run).
     A run of normal length never reaches either limit; one that hangs or loops does. None: no limit.
     """
-    device = get_backend(options.backend).device if options.backend else _auto_device()
+    device = get_backend(options.backend).device if options.backend else _auto_device(options.mode)
     mem = limits.mem_limit_mb if device == "cpu" else None
     if limits.timeout_s is None:
         return Limits(mem, None)
-    passes = 1 + (options.per_layer != "none")
+    passes = 1 + (options.per_layer != "none" and options.mode == "latency")
     wall_s = limits.timeout_s + (options.warmup_ms / 1e3 + options.duration_s) * passes
     return Limits(mem, wall_s, wall_s * _threads(options))
 
 
 def _threads(options: LatencyOptions) -> int:
-    """Threads that may run at once: --threads, else the CPUs this process may use."""
-    if options.threads:
-        return options.threads
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """Threads that may run at once: --threads, else the CPUs this process may use; in the
+    throughput mode at least one per stream."""
+    return max(options.threads or available_cpus(), options.streams or 1)
 
 
-def _auto_device() -> str:
+def _auto_device(mode: str) -> str:
     """Where the best available backend runs, without importing a runtime: "cuda" as soon as an
-    NVIDIA device node exists (the child may then pick a CUDA backend), else "cpu"."""
-    return "cuda" if any(Path("/dev").glob("nvidia[0-9]*")) else "cpu"
+    NVIDIA device node exists (the child may then pick a CUDA backend) and `mode` runs on one,
+    else "cpu"."""
+    cuda = any(get_backend(name).device == "cuda" for name in mode_backends(mode))
+    return "cuda" if cuda and any(Path("/dev").glob("nvidia[0-9]*")) else "cpu"
 
 
 def measure_onnx_isolated(onnx_path: str | Path, name: str, options: LatencyOptions, profile=None,
@@ -93,7 +94,7 @@ def measure_in_child(onnx_path: str, name: str, options: LatencyOptions, input_s
     path = Path(onnx_path)
     model = ModelInput(name, path, None, tuple(input_shape) if input_shape is not None else None)
     profile = ModelProfile.from_dict(profile_doc, onnx_path=path) if profile_doc is not None else None
-    options = replace(options, backend=options.backend or best_backend("onnx"))
+    options = replace(options, backend=options.backend or best_backend("onnx", options.mode))
     mem_mb = _address_space_limit_mb()
     if mem_mb is not None and get_backend(options.backend).device != "cpu":
         raise UsageError(f"{options.backend} cannot run under an address-space limit ({mem_mb} MB): CUDA reserves "

@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from effconv.errors import EffconvError, UsageError
-from effconv.latency.backends import best_backend, check_precision, get_backend
+from effconv.latency.backends import best_backend, check_mode, check_precision, get_backend
 from effconv.latency.base import LatencyOptions, host_environment, time_runner
 from effconv.latency.layerwise import LayerwiseContext, measure_layers
 from effconv.latency.memory import PhaseMemory, reset_torch_cuda_peak, torch_cuda_peak
@@ -18,31 +18,34 @@ from effconv.latency.report import LatencyReport, TypeLatency
 from effconv.latency.roofline import load_device_profile, roofline
 from effconv.latency.shapes import resolve_input_shapes
 from effconv.latency.source import ModelInput
+from effconv.latency.throughput import time_load
 
 if TYPE_CHECKING:  # onnx is imported where a measurement runs
     from effconv.latency.onnxgraph import OnnxGraph
 
 
 def build_runner(backend: str, model: ModelInput, options: LatencyOptions):
+    """The backend's Runner (latency mode) or LoadRunner (throughput mode) for `model`."""
     spec = get_backend(backend)
     check_precision(backend, options.precision)  # a backend chosen here (no --backend) too
+    check_mode(backend, options.mode)
     avail = spec.probe()  # a missing runtime or GPU is a usage error with its hint, not a crash
     if not avail.available:
         raise UsageError(f"--backend {backend} is not available here: {avail.reason}; see `effconv backends`")
     if spec.kind == "onnx":
         if model.onnx_path is None:
             raise UsageError(f"backend {backend} needs an ONNX model")
-        return spec.make(model.onnx_path, options)
+        return spec.make(model.onnx_path, options, mode=options.mode)
     if model.build is None:
         raise UsageError(f"backend {backend} needs a torch model (a zoo name, spec or run), not an ONNX file")
-    return spec.make(model.build, model.input_shape, options)
+    return spec.make(model.build, model.input_shape, options, mode=options.mode)
 
 
 def measure(model: ModelInput, options: LatencyOptions, profile=None, *, build_profile: bool = False) -> LatencyReport:
     """Time `model` with `options`. Its ONNX file's input shapes are resolved first (--batch and
     --input-shape against the declared dims: effconv.latency.shapes), before anything is loaded;
     `build_profile`: with no `profile`, also build the static profile at those shapes."""
-    backend = options.backend or best_backend(model.kind)
+    backend = options.backend or best_backend(model.kind, options.mode)
     options = replace(options, backend=backend)
     if model.onnx_path is not None:
         options = replace(options, input_shapes=resolve_input_shapes(model.onnx_path, options.batch, options.input_shapes))
@@ -53,18 +56,19 @@ def measure(model: ModelInput, options: LatencyOptions, profile=None, *, build_p
     runner = build_runner(backend, model, options)
     runner.prepare()
     phases.mark("session")
-    timing = time_runner(runner, options)  # the timed run: no instrumentation
+    # the timed run, no instrumentation: one request at a time, or `streams` in flight
+    timing = time_runner(runner, options) if options.mode == "latency" else time_load(runner, options)
     phases.mark("run")
     memory = {**phases.to_dict(), **torch_cuda_peak(backend)}
     env = {**host_environment(), **runner.environment(), "measured_memory": memory, "backend": backend,
-           "precision": options.precision,
+           "precision": options.precision, "mode": options.mode,
            "batch": options.batch, "include_copies": options.include_copies, "cuda_graph": options.cuda_graph,
            "timer": timing.timer, "warmup_ms": options.warmup_ms, "warmup_iterations": timing.warmup_iterations}
     from effconv.latency.onnxgraph import load_onnx_graph
 
     graph = load_onnx_graph(model.onnx_path, options.batch, options.input_shapes) if model.onnx_path is not None else None
     layerwise = None
-    if options.per_layer != "none":
+    if options.per_layer != "none" and options.mode == "latency":
         ctx = LayerwiseContext(backend, options, model.onnx_path, graph, model.build, model.input_shape, runner)
         layerwise = measure_layers(options.per_layer, ctx)
     types_of, by_type, notes = per_type(layerwise, graph, profile, options)

@@ -31,8 +31,9 @@ def report_dict(report) -> dict[str, Any]:
     return {
         "schema_version": LATENCY_SCHEMA_VERSION,
         "model": report.model, "backend": report.backend, "precision": report.precision, "batch": report.batch,
-        "timer": report.timing.timer,
+        "timer": report.timing.timer, "mode": report.mode,
         "statistics": report.timing.stats.to_dict(),
+        "load": report.timing.load.to_dict() if report.timing.load is not None else None,
         "environment": dict(report.environment),
         "per_layer": per_layer,
         "by_type": [dict(t.__dict__) for t in report.by_type],
@@ -52,17 +53,19 @@ def render_latency(report, console) -> None:
 
 
 def latency_items(report) -> list:
-    s = report.timing.stats
+    s, load = report.timing.stats, report.timing.load
     env = report.environment
-    stats = Table("End-to-end latency (ms)", [(c, "right") for c in ("min", "median", "mean", "p90", "p95", "p99", "CV",
-                                                                      "items/s")])
+    title = "End-to-end latency (ms)" if load is None else f"Latency at load (ms), {load.streams} requests in flight"
+    stats = Table(title, [(c, "right") for c in ("min", "median", "mean", "p90", "p95", "p99", "CV", "items/s")])
     stats.add_row(*(f"{v:.3f}" for v in (s.min_ms, s.median_ms, s.mean_ms, s.p90_ms, s.p95_ms, s.p99_ms)),
                   f"{s.cv:.1%}", f"{s.throughput:.1f}")
+    what = f"{s.iterations} iterations" if load is None else f"throughput mode, {s.iterations} requests"
     items = [
         Line(""),
         Line(f"{report.model} on {report.backend}, {report.precision}, batch {report.batch}; "
-             f"{s.iterations} iterations, timer: {report.timing.timer}", "bold"),
+             f"{what}, timer: {report.timing.timer}", "bold"),
         stats,
+        *([] if load is None else [Line(_load_line(load), "bold")]),
         Line(f"device: {env.get('device', env.get('host_cpu'))}; driver: {env.get('driver', '-')}; "
              f"runtime: {env.get('runtime')}; threads: {env.get('intra_op_threads', '-')}; "
              f"copies included: {env.get('include_copies')}; CUDA graph: {env.get('cuda_graph')}"),
@@ -77,6 +80,37 @@ def latency_items(report) -> list:
     if report.layerwise is not None:
         items += _type_items(report)
     return items + [Line(f"note: {note}", "yellow") for note in report.notes]
+
+
+def _load_line(load) -> str:
+    return (f"throughput: {load.inferences_per_s:.1f} inferences/s ({load.items_per_s:.1f} items/s) with {load.streams} "
+            f"requests in flight, {load.completed} completed in a {load.window_s:.3f} s window (per stream: "
+            f"{', '.join(map(str, load.per_stream))}); {load.finished} of {load.issued} issued requests completed, "
+            f"{load.warmup_requests} in the warm-up")
+
+
+CSV_COLUMNS = ("model", "backend", "precision", "batch", "mode", "streams", "iterations", "min_ms", "median_ms",
+               "mean_ms", "p90_ms", "p95_ms", "p99_ms", "cv", "items_per_s", "inferences_per_s", "window_s",
+               "intra_op_threads", "runtime")
+
+
+def csv_text(report) -> str:
+    """One header line and one row: the statistics, and in the throughput mode what the load gave."""
+    import csv
+    import io
+
+    s, load, env = report.timing.stats, report.timing.load, report.environment
+    row = {"model": report.model, "backend": report.backend, "precision": report.precision, "batch": report.batch,
+           "mode": report.mode, "streams": load.streams if load else 1, "iterations": s.iterations,
+           **{k: getattr(s, k) for k in ("min_ms", "median_ms", "mean_ms", "p90_ms", "p95_ms", "p99_ms", "cv")},
+           "items_per_s": s.throughput, "inferences_per_s": load.inferences_per_s if load else s.throughput / report.batch,
+           "window_s": load.window_s if load else s.total_s, "intra_op_threads": env.get("intra_op_threads"),
+           "runtime": env.get("runtime")}
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerow(row)
+    return out.getvalue()
 
 
 def _memory_line(report) -> str | None:
@@ -119,13 +153,14 @@ def check_outputs(options, *, plot=None) -> None:
     """UsageError, before any timing, for an output these options cannot produce."""
     from effconv.errors import UsageError
 
-    if plot is not None and options.per_layer == "none":
-        raise UsageError("--plot needs per-layer times: drop --per-layer none")
+    if plot is not None and (options.per_layer == "none" or options.mode != "latency"):
+        raise UsageError("--plot needs per-layer times: drop --per-layer none (and --mode throughput, "
+                         "which runs no per-layer pass)")
 
 
-def write_outputs(report, *, json_out=None, plot=None) -> None:
-    """The files `effconv latency` writes beside the tables: the JSON document (`{"latency": ...}`)
-    and the Mult-Adds vs latency plot; each written atomically."""
+def write_outputs(report, *, json_out=None, csv_out=None, plot=None) -> None:
+    """The files `effconv latency` writes beside the tables: the JSON document (`{"latency": ...}`),
+    the CSV summary row and the Mult-Adds vs latency plot; each written atomically."""
     import json
 
     from effconv.errors import UsageError
@@ -133,6 +168,8 @@ def write_outputs(report, *, json_out=None, plot=None) -> None:
 
     if json_out is not None:
         write_text(json_out, json.dumps({"latency": report.to_dict()}, indent=2, default=str) + "\n")
+    if csv_out is not None:
+        write_text(csv_out, csv_text(report))
     if plot is not None:
         if report.layerwise is None or report.profile is None:
             raise UsageError("--plot needs per-layer times and a static profile (an ONNX backend, not --per-layer none)")

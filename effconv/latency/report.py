@@ -12,6 +12,7 @@ from typing import Any
 from effconv.errors import InvalidInputError
 from effconv.latency.base import Statistics, Timing
 from effconv.latency.layerwise.common import LayerTime, LayerwiseResult
+from effconv.latency.throughput import Load
 
 SUM_RATIO_BOUNDS = (0.75, 1.25)  # per-layer sum / end-to-end median judged "consistent" inside these
 
@@ -46,6 +47,10 @@ class LatencyReport:
     profile: Any = None  # the static ModelProfile joined in, if any (not part of to_dict)
 
     @property
+    def mode(self) -> str:
+        return "latency" if self.timing.load is None else "throughput"
+
+    @property
     def median_ms(self) -> float:
         return self.timing.stats.median_ms
 
@@ -72,8 +77,9 @@ class LatencyReport:
             raise InvalidInputError(f"latency document has schema_version {doc.get('schema_version')!r}, "
                                     f"expected {LATENCY_SCHEMA_VERSION}")
         env = dict(doc["environment"])
+        load = Load.from_dict(doc["load"]) if doc.get("load") else None
         timing = Timing(tuple(samples_ms or ()), env.get("warmup_iterations", 0), Statistics(**doc["statistics"]),
-                        doc["timer"])
+                        doc["timer"], load)
         per_layer = doc["per_layer"]
         layerwise = _layerwise_from_dict(per_layer) if per_layer is not None else None
         types_of = {row["name"]: row["type"] for row in per_layer["layers"]} if per_layer is not None else {}

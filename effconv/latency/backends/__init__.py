@@ -43,14 +43,24 @@ class Backend(NamedTuple):
     per_layer: str = ISOLATE  # the method `--per-layer auto` runs (a effconv.latency.layerwise.METHODS key)
     extra: str | None = None  # the pip extra that installs the runtime (`pip install 'effconv[EXTRA]'`)
     precisions: tuple[str, ...] = ("fp32", "fp16")  # the --precision values it runs (fp16: CUDA backends)
+    # The throughput mode's load runner factory (effconv.latency.throughput), called as `factory` is;
+    # None: the backend runs the latency mode only (`--mode throughput` is refused, exit 2)
+    throughput: Callable[..., Any] | str | None = None
 
-    def make(self, *args: Any) -> Any:
-        """The runner for these factory arguments (see `kind`)."""
-        factory = self.factory
+    def make(self, *args: Any, mode: str = "latency") -> Any:
+        """The runner for these factory arguments (see `kind`): a Runner (effconv.latency.base) in
+        the latency mode, a LoadRunner (effconv.latency.throughput) in the throughput mode."""
+        factory = self.factory if mode == "latency" else self.throughput
+        if factory is None:
+            check_mode(self.name, mode)
         if isinstance(factory, str):
             module, _, attr = factory.partition(":")
             factory = getattr(importlib.import_module(module), attr)
         return factory(*args)
+
+    def modes(self) -> tuple[str, ...]:
+        """The --mode values it runs."""
+        return ("latency", "throughput") if self.throughput is not None else ("latency",)
 
     def methods(self) -> tuple[str, ...]:
         """The per-layer methods this backend can run: its own, and `isolate` on ONNX backends."""
@@ -76,17 +86,34 @@ def get_backend(name: str) -> Backend:
     return BACKENDS[name]
 
 
-def best_backend(kind: str = "onnx") -> str:
-    """The most capable available backend for a model of `kind` ("onnx" or "torch")."""
+def best_backend(kind: str = "onnx", mode: str = "latency") -> str:
+    """The most capable available backend for a model of `kind` ("onnx" or "torch") in `mode`."""
     for name in PREFERENCE[kind]:
-        if BACKENDS[name].probe().available:
+        if mode in BACKENDS[name].modes() and BACKENDS[name].probe().available:
             return name
+    if mode != "latency":
+        raise UsageError(f"--mode {mode} runs on {', '.join(mode_backends(mode))}: none of them is available for "
+                         f"this {kind} model; run `effconv backends` to see why")
     raise UsageError(f"no {kind} backend is available; run `effconv backends` to see why")
+
+
+def mode_backends(mode: str) -> tuple[str, ...]:
+    return tuple(name for name, b in BACKENDS.items() if mode in b.modes())
+
+
+def check_mode(name: str, mode: str) -> None:
+    """UsageError when backend `name` does not run `mode` (`--mode throughput` on torch, TensorRT)."""
+    if mode not in get_backend(name).modes():
+        raise UsageError(f"--mode {mode} is not supported on --backend {name}; it runs on "
+                         f"{', '.join(mode_backends(mode))}")
 
 
 def check_precision(name: str, precision: str) -> None:
     """UsageError when backend `name` cannot run `precision` (bf16 elsewhere would time fp32)."""
     backend = get_backend(name)
+    if precision == "fp16" and backend.device == "cpu":
+        raise UsageError(f"--precision fp16 needs a CUDA backend, not --backend {name} "
+                         "(CPU fp16 kernels are not representative)")
     if precision not in backend.precisions:
         raise UsageError(f"--precision {precision} is not available on --backend {name} "
                          f"(it runs {', '.join(backend.precisions)})")
@@ -105,6 +132,12 @@ def per_layer_methods() -> tuple[str, ...]:
 def backend_help() -> str:
     """`--backend`'s help text."""
     return f"{', '.join(BACKENDS)}; default: the best available (`effconv backends` lists them)."
+
+
+def mode_help() -> str:
+    """`--mode`'s help text."""
+    return ("latency: one request at a time; throughput: --streams requests in flight, reporting inferences/s and "
+            f"the latency at that load (runs on {', '.join(mode_backends('throughput'))}).")
 
 
 def per_layer_help() -> str:
@@ -198,7 +231,8 @@ torch_cuda_probe = _torch_probe(cuda=True)
 
 # The registry ---------------------------------------------------------------------------------------
 register(Backend("ort-cpu", "onnx", "cpu", "effconv.latency.backends.ort:ort_cpu", ort_cpu_probe,
-                 "ONNX Runtime, CPU execution provider", per_layer="ort-profiler", precisions=("fp32",)))
+                 "ONNX Runtime, CPU execution provider", per_layer="ort-profiler", precisions=("fp32",),
+                 throughput="effconv.latency.backends.ort:ort_cpu_load"))
 register(Backend("ort-cuda", "onnx", "cuda", "effconv.latency.backends.ort:ort_cuda", ort_cuda_probe,
                  "ONNX Runtime, CUDA execution provider", extra="gpu"))
 register(Backend("ort-tensorrt", "onnx", "cuda", "effconv.latency.backends.ort:ort_tensorrt", ort_tensorrt_probe,
@@ -211,7 +245,7 @@ register(Backend("torch-cuda", "torch", "cuda", "effconv.latency.backends.torch:
                  "PyTorch on CUDA (eager, compiled or CUDA graph)", per_layer="torch-profiler"))
 register(Backend("openvino", "onnx", "cpu", "effconv.latency.backends.openvino:openvino_runner", probe_openvino,
                  "OpenVINO, latency hint (--ov-device CPU, or GPU/NPU when present)", per_layer="openvino-profiler",
-                 extra="openvino", precisions=("fp32", "bf16")))
+                 extra="openvino", precisions=("fp32", "bf16"), throughput="effconv.latency.backends.openvino:openvino_load"))
 
 # Preference order when --backend is not given, per kind of model.
 PREFERENCE = {"onnx": ("tensorrt", "ort-tensorrt", "ort-cuda", "ort-cpu"), "torch": ("torch-cuda", "torch-cpu")}

@@ -35,13 +35,16 @@ def import_ov():
 
 def compile_config(options: LatencyOptions, core, device: str, *, perf_count: bool = False) -> dict[str, Any]:
     """The compile settings shared by the timed run and the per-layer run (same hint, precision
-    and threads), so per-layer counters are comparable with the end-to-end median."""
+    and threads), so per-layer counters are comparable with the end-to-end median. The throughput
+    mode: the THROUGHPUT hint, and NUM_STREAMS = --streams when given (else the hint's choice)."""
     hint = OV_PRECISION[options.precision]
     caps = [str(c) for c in core.get_property(device, "OPTIMIZATION_CAPABILITIES")]
     if options.precision == "bf16" and "BF16" not in caps:
         raise UsageError(f"--precision bf16: OpenVINO's {device} device has no bf16 support here "
                          f"(capabilities {', '.join(caps)}); use --precision fp32")
-    config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint}
+    config: dict[str, Any] = {"PERFORMANCE_HINT": options.mode.upper(), "INFERENCE_PRECISION_HINT": hint}
+    if options.streams:
+        config["NUM_STREAMS"] = options.streams
     if options.threads:
         config["INFERENCE_NUM_THREADS"] = options.threads
     if perf_count:
@@ -146,6 +149,52 @@ class OpenVINORunner:
 
     def environment(self) -> dict[str, object]:
         return {"runtime": "openvino", **openvino_environment(self.core, self.compiled, self.options)}
+
+
+class OpenVINOLoadRunner:
+    """The throughput mode on openvino: an AsyncInferQueue of `streams` requests (default: the
+    compiled model's OPTIMAL_NUMBER_OF_INFER_REQUESTS under the THROUGHPUT hint), each with its
+    input tensors set once; a request's completion is read in the queue's callback."""
+
+    def __init__(self, path: Path, options: LatencyOptions) -> None:
+        self.path, self.options = Path(path), options
+        self.streams = options.streams or 0  # known once compiled
+        self.queue = None
+
+    def prepare(self) -> None:
+        ov = import_ov()
+        self.core, self.compiled = compile_onnx(self.path, self.options)
+        self.streams = self.options.streams or int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self.queue = ov.AsyncInferQueue(self.compiled, self.streams)
+        arrays = make_inputs(self.compiled)
+        for i in range(self.streams):
+            for j, arr in enumerate(arrays):
+                self.queue[i].set_input_tensor(j, ov.Tensor(arr))
+        try:
+            self.queue[0].infer()  # a kernel that fails at run time fails here, before the load starts
+        except RuntimeError as exc:
+            raise RuntimeCrashError(f"{self.path.name}: OpenVINO failed to run the model: {_first_line(exc)}") from exc
+
+    def run_load(self, gate) -> None:
+        clock = gate.clock
+        self.queue.set_callback(lambda request, userdata: gate.done(userdata[0], clock(), userdata[1]))
+        try:
+            while True:
+                slot = self.queue.get_idle_request_id()  # waits for a free request: the start is when it is taken
+                if not gate.more():
+                    break
+                self.queue.start_async(userdata=(clock(), slot))
+            self.queue.wait_all()
+        except RuntimeError as exc:
+            raise RuntimeCrashError(f"{self.path.name}: OpenVINO failed while running the model: {_first_line(exc)}") from exc
+
+    def environment(self) -> dict[str, object]:
+        return {"runtime": "openvino", **openvino_environment(self.core, self.compiled, self.options),
+                "requests_in_flight": self.streams}
+
+
+def openvino_load(path: Path, options: LatencyOptions) -> OpenVINOLoadRunner:
+    return OpenVINOLoadRunner(path, options)
 
 
 def openvino_environment(core, compiled, options: LatencyOptions) -> dict[str, object]:

@@ -99,6 +99,7 @@ class OrtRunner:
     providers: list = field(default_factory=list)
     stream: object = None  # a torch.cuda.Stream handed to the CUDA EP, for CUDA-event timing
     session: object = None
+    feeds: object = None  # the input arrays, name -> numpy array
     _run: object = None
 
     def prepare(self) -> None:
@@ -107,7 +108,7 @@ class OrtRunner:
             self.session = ort.InferenceSession(str(self.path), session_options(self.options), providers=self.providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
             raise InvalidInputError(f"ONNX Runtime cannot load the model: {exc}", path=self.path) from exc
-        feeds = make_inputs(self.session, self.options)
+        feeds = self.feeds = make_inputs(self.session, self.options)
         if self.options.include_copies or self.device == "cpu":
             # On the CPU EP numpy arrays are already "on the device": run() copies nothing.
             outputs = None
@@ -178,6 +179,59 @@ def ort_cpu(path: Path, options: LatencyOptions) -> OrtRunner:
     if options.cuda_graph:
         raise UsageError("--cuda-graph needs a CUDA backend, not ort-cpu")
     return OrtRunner(path, options, "ort-cpu", "cpu", ["CPUExecutionProvider"])
+
+
+class OrtLoadRunner:
+    """The throughput mode on ort-cpu: `streams` sessions of the same file, each run in a loop on its
+    own thread (ONNX Runtime releases the GIL inside `run`), the intra-op threads split between
+    them: --threads (default: the CPUs this process may use) // streams, at least 1 each."""
+
+    def __init__(self, path: Path, options: LatencyOptions) -> None:
+        from effconv.latency.throughput import available_cpus
+
+        self.path, self.options = Path(path), options
+        self.streams = options.streams or available_cpus()  # the default: one single-threaded session per CPU
+        self.threads_per_stream = max(1, (options.threads or available_cpus()) // self.streams)
+        self.sessions: list = []
+        self.feeds: list = []
+
+    def prepare(self) -> None:
+        per_stream = replace(self.options, threads=self.threads_per_stream)
+        for _ in range(self.streams):
+            runner = OrtRunner(self.path, per_stream, "ort-cpu", "cpu", ["CPUExecutionProvider"])
+            runner.prepare()
+            runner.run_once()  # a kernel that fails at run time fails here, before the load starts
+            self.sessions.append(runner.session)
+            self.feeds.append(runner.feeds)
+
+    def run_load(self, gate) -> None:
+        from effconv.latency.throughput import run_threads
+
+        clock = gate.clock
+
+        def stream(i: int) -> None:
+            session, feeds = self.sessions[i], self.feeds[i]
+            while gate.more():
+                start = clock()
+                try:
+                    session.run(None, feeds)
+                except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
+                    gate.done(start, clock(), i)  # it ended, if badly: issued and completed stay equal
+                    raise RuntimeCrashError(f"ONNX Runtime failed while running the model: {exc}", path=self.path) from exc
+                gate.done(start, clock(), i)
+
+        run_threads(gate, stream)
+
+    def environment(self) -> dict[str, object]:
+        ort = import_ort()
+        return {"runtime": f"onnxruntime {ort.__version__}", "providers": self.sessions[0].get_providers(),
+                "intra_op_threads": self.threads_per_stream, "sessions": len(self.sessions),
+                "streams": self.streams, "graph_optimization": "ORT_ENABLE_ALL"}
+
+
+def ort_cpu_load(path: Path, options: LatencyOptions) -> OrtLoadRunner:
+    ort_cpu(path, options)  # the same refusals as the latency mode
+    return OrtLoadRunner(path, options)
 
 
 def _cuda_provider(options: LatencyOptions, stream) -> tuple[str, dict[str, str]]:
