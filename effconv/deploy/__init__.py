@@ -11,7 +11,9 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
-    **dict.fromkeys(("Cell", "DeployOptions", "Matrix", "PRECISIONS", "deploy_matrix"), "effconv.deploy.matrix"),
+    **dict.fromkeys(("deploy_matrix", "check_matrix"), "effconv.deploy.matrix"),
+    **dict.fromkeys(("DeployOptions", "PRECISIONS"), "effconv.deploy.plan"),
+    **dict.fromkeys(("Cell", "Matrix"), "effconv.deploy.result"),
     **dict.fromkeys(("EVALUATORS", "evaluate"), "effconv.deploy.evaluate"),
     **dict.fromkeys(("matrix_csv", "matrix_markdown", "plot_matrix", "write_outputs"), "effconv.deploy.report"),
 }

@@ -9,7 +9,7 @@ import io
 import json
 from pathlib import Path
 
-from effconv.deploy.matrix import Cell, Matrix
+from effconv.deploy.result import Cell, Matrix
 
 COLUMNS = ("backend", "precision", "status", "ran", "median_ms", "p99_ms", "throughput", "file_bytes",
            "weight_bytes", "mult_adds", "accuracy", "agreement", "drop_points", "accuracy_on", "best", "reason")
