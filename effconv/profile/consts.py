@@ -98,8 +98,13 @@ def producers(nodes) -> dict[str, onnx.NodeProto]:
     return {o: n for n in nodes for o in n.output if o}
 
 
-def leaves(name: str, params: Mapping[str, Param], made_by: Mapping[str, onnx.NodeProto]) -> list[str]:
-    """The stored tensors (initializers, Constant outputs, generator outputs) a constant is made from."""
+def leaves(name: str, params: Mapping[str, Param], made_by: Mapping[str, onnx.NodeProto],
+           types: Mapping[str, int] | None = None) -> list[str]:
+    """The stored tensors (initializers, Constant outputs, generator outputs) a constant is made from.
+    `types` (element type by tensor name): an op that makes a float tensor from float and integer
+    inputs is walked through its float inputs only; the integers are its controls (CumSum's axis, an
+    index, a count), not stored weights (an int8 weight reaches a float one through a data slot:
+    DequantizeLinear, Cast)."""
     out, stack, seen = [], [name], set()
     while stack:
         t = stack.pop()
@@ -110,9 +115,17 @@ def leaves(name: str, params: Mapping[str, Param], made_by: Mapping[str, onnx.No
         if t in params or node is None or node.op_type in GENERATORS:
             out.append(t)
             continue
-        slots = DATA_SLOTS.get(node.op_type, range(len(node.input)))
-        stack.extend(node.input[i] for i in slots if i < len(node.input) and node.input[i])
+        slots = DATA_SLOTS.get(node.op_type)
+        inputs = [node.input[i] for i in slots if i < len(node.input)] if slots else list(node.input)
+        if slots is None and types is not None and _type(t, params, types) in FLOAT_TYPES:
+            inputs = [i for i in inputs if _type(i, params, types) in FLOAT_TYPES | {TensorProto.UNDEFINED}]
+        stack.extend(i for i in inputs if i)
     return out
+
+
+def _type(name: str, params: Mapping[str, Param], types: Mapping[str, int]) -> int:
+    p = params.get(name)
+    return p.dtype if p is not None else types.get(name, TensorProto.UNDEFINED)
 
 
 # Which inputs of an op are parameters, and which kind. Any other float constant input is `other`.

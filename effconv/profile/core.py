@@ -63,7 +63,7 @@ def _node_params(node, g: Graph, seen: set[str], nbytes: Counter, static: bool) 
             continue
         if role not in PARAMS_ANY_DTYPE and g.types.get(root, _dtype(g, root)) not in FLOAT_TYPES:
             continue  # an int64 shape, an index, a boolean mask: not a parameter
-        for leaf in leaves(root, g.params, g.made_by):
+        for leaf in leaves(root, g.params, g.made_by, g.types):
             p = g.params.get(leaf) or g.param(leaf)
             quantized = role in PARAMS_ANY_DTYPE and p is not None and p.dtype in QUANTIZED_TYPES
             if leaf in seen or p is None or not (p.is_float or quantized):

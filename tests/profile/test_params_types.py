@@ -85,3 +85,18 @@ def test_large_weights_via_constant_node(kit, save):
     prof = profile_onnx(save(model))
     assert prof.layers[1].type == "Fully Connected"
     assert (prof.totals.mult_adds, prof.totals.weights) == (32 * 64, 32 * 64)
+
+
+def test_integer_control_input_of_a_constant_chain_is_not_a_parameter(kit, save):
+    """A float constant computed at load time through CumSum (timm's Fourier position encoding):
+    CumSum's int32 axis is a control input, not a stored weight; only the float tensor is counted,
+    as the file's float constants say (found on timm's edgenext_xx_small)."""
+    import numpy as np
+
+    nodes = [helper.make_node("CumSum", ["grid", "axis"], ["pos"], name="cumsum"),
+             helper.make_node("Add", ["x", "pos"], ["y"], name="add")]
+    inits = {"grid": kit.weights(1, 4, 3, 3), "axis": np.array(2, dtype=np.int32)}
+    model = kit.make_model(nodes, {"x": [1, 4, 3, 3]}, {"y": [1, 4, 3, 3]}, inits)
+    t = profile_onnx(save(model)).totals
+    assert t.weights + t.biases + t.norm_params + t.other_params == 36
+    assert t.weight_bytes == {"fp32": 36 * 4}
