@@ -96,15 +96,12 @@ def run_command(
 ) -> None:
     """Train every run of an experiment (finished runs are skipped, partial ones resumed).
 
-    One study, --pack 1, no --budget-s: one run after the other. Otherwise planned and packed: the distinct runs
-    are measured, split into visits of --budget-s, and the first visit trained --pack at a time (call again for the
-    next). Exit 4 when runs fit no visit (unless --allow-over-budget); 130 on Ctrl-C (every open run saved).
+    One study, --pack 1, no --budget-s: one run after the other. Otherwise planned (see plan) and the first visit
+    trained --pack at a time; call again for the next. Exit 4 when runs fit no visit (unless --allow-over-budget).
 
     Example: effconv experiment run kernel-size --scale 0.01 --out runs/experiments/kernel-size
 
     On a GPU: effconv experiment run all --pack 11 --budget-s 480 --precision bf16
-
-    CPU smoke run: effconv experiment run optimizer --scale 0.001 --width-mult 0.25 --threads 1
     """
     from effconv.experiments import api
 
@@ -119,11 +116,11 @@ def run_command(
 
 
 def _plan_items(plan, request) -> list:
+    from effconv.experiments.plan import alone_work
+
     table = Table("", [(h, "left" if h in ("run", "model") else "right")
                        for h in ("run", "model", "steps left", "evals", "ms/step alone", "s alone", "visit")])
     visit_of = {j.name: i for i, v in enumerate(plan.visits, 1) for j in v.jobs}
-    from effconv.experiments.plan import alone_work
-
     for job in sorted(plan.jobs, key=lambda j: visit_of.get(j.name, 0)):
         rate = plan.rates.models[job.model]
         table.add_row(job.name, job.model, f"{job.steps_left:,}", str(job.evals_left), f"{1e3 * rate.alone_s:.2f}",
@@ -152,9 +149,7 @@ def _outcome_lines(outcome, request) -> list[str]:
         if len(plan.visits) > 1:
             lines.insert(1, f"{len(plan.visits) - 1} more visits planned: run the same command again for each")
     lines += [e.describe() for e in outcome.ends if e.status != "complete"]
-    if outcome.copied:
-        lines.append(f"the same runs copied into: {', '.join(outcome.copied)}")
-    return lines
+    return lines + ([f"the same runs copied into: {', '.join(outcome.copied)}"] if outcome.copied else [])
 
 
 class _RunProgress:
@@ -299,6 +294,6 @@ def _runs_table(runs) -> Table:
     table = Table("", [(h, "left" if h in ("run", "spec", "status") else "right")
                        for h in ("run", "spec", "steps", "final acc", "best acc", "ms/step", "status")])
     for r in runs:
-        ms = f"{1e3 * r.seconds_per_step:.1f}" if r.seconds_per_step else "n/a"
+        ms = f"{1e3 * r.step_seconds:.1f}" if r.step_seconds else "n/a"  # packed: the probe's, alone
         table.add_row(r.label, r.spec_name, str(r.step), _fmt(r.final_acc, "pct"), _fmt(r.best_acc, "pct"), ms, r.status)
     return table

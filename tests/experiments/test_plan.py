@@ -107,3 +107,61 @@ def test_experiments_cover_the_papers_four_studies():
     for exp in EXPERIMENTS.values():
         for r in exp.runs:
             load_spec(r.spec)  # every run names a real zoo spec
+
+
+# The packed plan (effconv.experiments.plan): arithmetic over measured rates -------------------------
+from effconv.experiments.plan import Rate, Rates, distinct_jobs, make_plan, predict_visit  # noqa: E402
+
+START, EVAL, CLOSE = 2.0, 0.5, 0.3  # seconds (the probe's start, evaluation, close)
+ALONE = {"vgg19_3x3": 0.010, "vgg19_5x5": 0.028, "vgg14_mixed": 0.012}  # seconds per step alone
+
+
+def _full_scale_jobs(tmp_path, names=("kernel-size",)):
+    folders = {n: tmp_path / n for n in names}
+    return distinct_jobs(names, RunOptions(), folders)  # reads the (empty) folders; trains nothing
+
+
+def _rates(factor: float, together: int) -> Rates:
+    return Rates({m: Rate(s, EVAL, START, CLOSE) for m, s in ALONE.items()}, factor, together, "test")
+
+
+def test_prediction_is_the_lockstep_arithmetic_over_the_rates(tmp_path):
+    jobs, done, ready = _full_scale_jobs(tmp_path)
+    assert (len(jobs), done, ready) == (3, [], []) and {j.steps_left for j in jobs} == {20_000}
+    assert {j.evals_left for j in jobs} == {20}
+    per_run = START + 20 * EVAL + CLOSE  # 12.3 s of each run's own start, evaluations and close
+    # three at once, packing factor 0.7: 20,000 rounds of 0.7 x (10 + 28 + 12) ms
+    order, wall = predict_visit(jobs, _rates(0.7, 3), 3)
+    assert wall == pytest.approx(3 * per_run + 20_000 * 0.7 * 0.050)
+    assert [j.item.plan.label for j in order] == ["5x5", "mixed", "3x3"]  # longest first
+    # two slots: 5x5 and mixed together (g(2) = 0.85 of their 40 ms), then 3x3 alone
+    wall2 = predict_visit(jobs, _rates(0.7, 3), 2)[1]
+    assert wall2 == pytest.approx(3 * per_run + 20_000 * 0.85 * 0.040 + 20_000 * 0.010)
+    # one slot: one after the other at the alone rates
+    assert predict_visit(jobs, _rates(0.7, 3), 1)[1] == pytest.approx(3 * per_run + 20_000 * 0.050)
+    # factor 0.4 would make a round (20 ms) faster than 5x5 alone (28 ms): a round is never that fast
+    assert predict_visit(jobs, _rates(0.4, 3), 3)[1] == pytest.approx(3 * per_run + 20_000 * 0.028)
+
+
+def test_visits_hold_whole_runs_and_over_budget_ones_are_named(tmp_path):
+    jobs, done, _ = _full_scale_jobs(tmp_path)
+    rates = _rates(0.7, 3)
+    assert [len(v.jobs) for v in make_plan(jobs, done, rates, 3, 800.0).visits] == [3]  # 736.9 s fit
+    # 300 s: 5x5 alone needs 572.3 s (over budget); mixed and 3x3 together 24.6 + 0.85 x 22 ms x 20,000 = 398.6 s
+    # do not fit, so each gets a visit: mixed (252.3 s) first, then 3x3 (212.3 s)
+    plan = make_plan(jobs, done, rates, 3, 300.0)
+    assert [j.item.plan.label for j in plan.over_budget] == ["5x5"]
+    assert [[j.item.plan.label for j in v.jobs] for v in plan.visits] == [["mixed"], ["3x3"]]
+    assert [v.predicted_s for v in plan.visits] == pytest.approx([12.3 + 240.0, 12.3 + 200.0])
+    allowed = make_plan(jobs, done, rates, 3, 300.0, allow_over_budget=True)
+    assert [v.over_budget for v in allowed.visits] == [False, False, True] and allowed.visits[2].jobs[0].item.plan.label == "5x5"
+
+
+def test_all_is_thirteen_distinct_runs(tmp_path):
+    jobs, done, ready = _full_scale_jobs(tmp_path, ("kernel-size", "optimizer", "activation", "batch-norm"))
+    assert len(jobs) == 13 and (done, ready) == ([], [])
+    copies = {j.name: sorted(f"{n}/{p.plan.label}" for n, p in j.copies) for j in jobs if j.copies}
+    assert copies == {"kernel-size/3x3": ["activation/relu", "batch-norm/relu-bn"],
+                      "activation/swish": ["batch-norm/swish-bn"], "activation/elu": ["batch-norm/elu-bn"],
+                      "activation/crelu": ["batch-norm/crelu-bn"]}
+    assert sum(j.steps_left for j in jobs) == 11 * 20_000 + 2 * 300_000
