@@ -277,9 +277,6 @@ def _effconv_by_op(prof) -> dict[str, int]:
 def run_one(name: str, out_dir: Path, keep: bool, batch: int | None = None) -> Row:
     """One corpus row. `batch`: export with a dynamic batch axis (traced at batch 1) and profile the
     file with --batch `batch`, against the oracle at that batch (the usual shape of a deployed file)."""
-    from effconv.errors import EffconvError
-    from effconv.profile import profile_onnx
-
     t0 = time.perf_counter()
     cfg_name, model_name, _, size = CORPUS[name]
     row = Row(name, model_name, f"{batch or 1}x3x{size}x{size}" + (" (dynamic)" if batch else ""))
@@ -295,6 +292,24 @@ def run_one(name: str, out_dir: Path, keep: bool, batch: int | None = None) -> R
         row.error = f"build/export: {_one_line(exc)}"
         row.seconds = round(time.perf_counter() - t0, 1)
         return row
+    try:
+        compare(row, path, per_op, batch)
+    finally:
+        if not keep:
+            for p in out_dir.glob(f"{name}.onnx*"):
+                p.unlink()
+    row.seconds = round(time.perf_counter() - t0, 1)
+    return row
+
+
+def compare(row: Row, path: Path, per_op: dict[str, int], batch: int | None = None) -> None:
+    """Profile `path` with effconv into `row`, whose `oracle` (and `oracle_folded`) are set: Mult-Adds
+    and their diff, `complete`, unsupported and uncounted nodes, parameters against the file's float
+    constants, the per-op split of both sides, and the exit of a `strict=True` run. A failure of the
+    profile is recorded in `row.error`, not raised."""
+    from effconv.errors import EffconvError
+    from effconv.profile import profile_onnx
+
     try:
         prof = profile_onnx(path, batch=batch)
         row.nodes = prof.totals.nodes
@@ -319,12 +334,6 @@ def run_one(name: str, out_dir: Path, keep: bool, batch: int | None = None) -> R
         row.error = f"profile: {_one_line(exc)}"
         if "--debug" in sys.argv:
             traceback.print_exc()
-    finally:
-        if not keep:
-            for p in out_dir.glob(f"{name}.onnx*"):
-                p.unlink()
-    row.seconds = round(time.perf_counter() - t0, 1)
-    return row
 
 
 def _fmt(v) -> str:
