@@ -2,6 +2,7 @@
 
     python3 benchmarks/gpu_check.py --out "$OUT"          # on the GPU machine (at most 9 minutes)
     python benchmarks/gpu_check.py --dry-run --out /tmp/g  # the same functions on CPU, tiny sizes (< 2 minutes)
+    (the packed full-scale studies of issue 19 are a visit of their own: benchmarks/gpu_studies.sh)
 
 Writes <out>/<device>-<date>.json and .md (default out: profiles/gpu), rewritten after every part so
 a run cut short still leaves what it measured, and prints a short table last. The parts, in order:

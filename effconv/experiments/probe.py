@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from effconv.experiments.packed_trainer import WARMUP
 from effconv.experiments.plan import PackJob, Rate, Rates, alone_work
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from effconv.training.api import TrainData
 
 FOREVER = 10**9  # a probe run's steps and eval_every: it never ends or evaluates by itself
+WARM_STEPS = WARMUP + 2  # steps a probe run takes before it is timed: the eager ones, the capture, a replay
 MIN_STEPS = 3  # timed steps per measurement, however short --probe-s is
 
 
@@ -32,9 +34,9 @@ def _sync(device) -> None:
 
 
 @contextlib.contextmanager
-def _probe_run(job: PackJob, data: "TrainData", options: "RunOptions", folder: Path):
+def probe_run(job: PackJob, data: "TrainData", options: "RunOptions", folder: Path):
     """A run of job's model and recipe that never ends, opened and warmed up (capture included)."""
-    from effconv.experiments.packed_trainer import WARMUP, PackedTrainer
+    from effconv.experiments.packed_trainer import PackedTrainer
     from effconv.experiments.studies import build_run_model
     from effconv.training.api import open_run
 
@@ -43,32 +45,34 @@ def _probe_run(job: PackJob, data: "TrainData", options: "RunOptions", folder: P
     with open_run(folder, job.item.spec, config, data=data, model=model, trainer=PackedTrainer) as trainer:
         trainer.begin()
         with trainer.turn():
-            for _ in range(WARMUP + 2):  # eager steps, the capture, a replay
+            for _ in range(WARM_STEPS):
                 trainer.advance()
         yield trainer
 
 
-def _timed_rounds(trainers, seconds: float) -> float:
-    """Seconds per round of one step of each trainer, over at least `seconds`."""
+def timed_rounds(trainers, seconds: float = 0.0, rounds: int = MIN_STEPS) -> float:
+    """Seconds per round of one step of each trainer, over at least `seconds` and `rounds` rounds
+    (the device synchronized before and after: what the host queued is counted)."""
     device = trainers[0].rt.device
     _sync(device)
-    t0, rounds = time.perf_counter(), 0
-    while rounds < MIN_STEPS or time.perf_counter() - t0 < seconds:
+    t0, done = time.perf_counter(), 0
+    while done < rounds or time.perf_counter() - t0 < seconds:
         for trainer in trainers:
             with trainer.turn():
                 trainer.advance()
-        rounds += 1
+        done += 1
     _sync(device)
-    return (time.perf_counter() - t0) / rounds
+    return (time.perf_counter() - t0) / done
 
 
 def measure_model(job: PackJob, data, options, folder: Path, seconds: float) -> Rate:
     t0 = time.perf_counter()
     with contextlib.ExitStack() as stack:
-        trainer = stack.enter_context(_probe_run(job, data, options, folder))
+        trainer = stack.enter_context(probe_run(job, data, options, folder))
         _sync(trainer.rt.device)
-        start_s = time.perf_counter() - t0
-        alone_s = _timed_rounds([trainer], seconds)
+        opened = time.perf_counter() - t0
+        alone_s = timed_rounds([trainer], seconds)
+        start_s = max(0.0, opened - WARM_STEPS * alone_s)  # the warm-up steps are steps of the run: counted there
         with trainer.turn():
             t1 = time.perf_counter()
             trainer.evaluate_now()
@@ -84,8 +88,8 @@ def measure_model(job: PackJob, data, options, folder: Path, seconds: float) -> 
 def measure_factor(jobs: list[PackJob], models: dict[str, Rate], data, options, folder: Path, seconds: float) -> float:
     """Round time of `jobs` trained together over the sum of their alone seconds per step."""
     with contextlib.ExitStack() as stack:
-        trainers = [stack.enter_context(_probe_run(j, data, options, folder / f"pack{i}")) for i, j in enumerate(jobs)]
-        round_s = _timed_rounds(trainers, seconds)
+        trainers = [stack.enter_context(probe_run(j, data, options, folder / f"pack{i}")) for i, j in enumerate(jobs)]
+        round_s = timed_rounds(trainers, seconds)
     return round_s / sum(models[j.model].alone_s for j in jobs)
 
 
@@ -97,8 +101,9 @@ def probe(jobs: list[PackJob], data: "TrainData", options: "RunOptions", slots: 
     t0 = time.perf_counter()
     models: dict[str, Rate] = {}
     with tempfile.TemporaryDirectory(prefix="effconv-probe-") as tmp:
-        with _probe_run(jobs[0], data, options, Path(tmp) / "warm"):
-            pass  # the process's one-time costs (imports, CUDA context, library handles): the real runs do not pay them again
+        with probe_run(jobs[0], data, options, Path(tmp) / "warm") as trainer:
+            trainer.evaluate_now()  # the process's one-time costs (imports, CUDA context, library handles, the
+            trainer.end()  # plotting library): paid once, before anything is timed, as the real runs do not pay them
         for job in jobs:
             if job.model not in models:
                 models[job.model] = measure_model(job, data, options, Path(tmp) / f"m{len(models)}", seconds)
