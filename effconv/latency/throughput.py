@@ -8,7 +8,8 @@ Conventions (the latency mode's, where they apply): times in milliseconds. Warm-
 runs until BOTH at least `iterations` requests completed inside it and at least `duration_s`
 seconds passed (or `max_iterations` completed), and closes at the completion that met that. A
 request counts in the window when it completes inside it; its latency is from its issue (the
-moment a free slot took it) to its completion. Requests in flight when the window closes are
+moment a free slot took it) to its completion (openvino: the runtime's own `request.latency`, the
+same span). Requests in flight when the window closes are
 waited for and not counted. Throughput = completed in the window / window length.
 
 A backend offers the mode with a load runner (its descriptor's `throughput` factory): `prepare()`
@@ -58,6 +59,7 @@ class Load:
 
 class LoadRunner(Protocol):
     streams: int
+    timer_method: str  # how a request's latency is read
 
     def prepare(self) -> None: ...
     def run_load(self, gate: Gate) -> None: ...
@@ -91,8 +93,9 @@ class Gate:
             self.issued += 1
             return True
 
-    def done(self, start: float, end: float, stream: int) -> None:
-        """Request issued at `start` completed at `end` (seconds on `clock`) on `stream`."""
+    def done(self, start: float, end: float, stream: int, *, latency_ms: float | None = None) -> None:
+        """Request issued at `start` completed at `end` (seconds on `clock`) on `stream`;
+        `latency_ms`: its latency as the runtime measured it (default: end - start)."""
         o = self.options
         with self._lock:
             self.finished += 1
@@ -104,7 +107,7 @@ class Gate:
                 return
             if close is not None or end < begin:
                 return
-            self.samples_ms.append((end - start) * 1e3)
+            self.samples_ms.append((end - start) * 1e3 if latency_ms is None else latency_ms)
             self.per_stream[stream] += 1
             n = len(self.samples_ms)
             if n >= o.max_iterations or (n >= o.iterations and end - begin >= o.duration_s):
@@ -127,7 +130,7 @@ def time_load(runner: LoadRunner, options: LatencyOptions, *, clock: Callable[[]
     load = Load(runner.streams, n, window, rate, rate * options.batch, gate.issued, gate.finished, gate.warm,
                 tuple(gate.per_stream))
     stats = compute_statistics(gate.samples_ms, options.batch, throughput=load.items_per_s)
-    return Timing(tuple(gate.samples_ms), gate.warm, stats, "host perf_counter from issue to completion", load)
+    return Timing(tuple(gate.samples_ms), gate.warm, stats, runner.timer_method, load)
 
 
 def available_cpus() -> int:

@@ -154,7 +154,9 @@ class OpenVINORunner:
 class OpenVINOLoadRunner:
     """The throughput mode on openvino: an AsyncInferQueue of `streams` requests (default: the
     compiled model's OPTIMAL_NUMBER_OF_INFER_REQUESTS under the THROUGHPUT hint), each with its
-    input tensors set once; a request's completion is read in the queue's callback."""
+    input tensors set once."""
+
+    timer_method = "OpenVINO request latency (start_async to completion)"
 
     def __init__(self, path: Path, options: LatencyOptions) -> None:
         self.path, self.options = Path(path), options
@@ -176,17 +178,28 @@ class OpenVINOLoadRunner:
             raise RuntimeCrashError(f"{self.path.name}: OpenVINO failed to run the model: {_first_line(exc)}") from exc
 
     def run_load(self, gate) -> None:
-        clock = gate.clock
-        self.queue.set_callback(lambda request, userdata: gate.done(userdata[0], clock(), userdata[1]))
+        """No Python callback: a pending one deadlocks the queue's destruction on the GIL. A request
+        is seen complete when the queue hands its slot back (`get_idle_request_id` waits for that,
+        GIL released); its latency is OpenVINO's own (start_async to completion, `request.latency`)."""
+        clock, started = gate.clock, {}  # slot -> its request's issue time
+
+        def seen(slot: int) -> None:
+            gate.done(started.pop(slot), clock(), slot, latency_ms=self.queue[slot].latency)
+
         try:
             while True:
-                slot = self.queue.get_idle_request_id()  # waits for a free request: the start is when it is taken
+                slot = self.queue.get_idle_request_id()  # the slot start_async takes next
+                if slot in started:
+                    seen(slot)
                 if not gate.more():
                     break
-                self.queue.start_async(userdata=(clock(), slot))
+                started[slot] = clock()
+                self.queue.start_async()
             self.queue.wait_all()
         except RuntimeError as exc:
             raise RuntimeCrashError(f"{self.path.name}: OpenVINO failed while running the model: {_first_line(exc)}") from exc
+        for slot in list(started):  # the drain: completed after the window closed
+            seen(slot)
 
     def environment(self) -> dict[str, object]:
         return {"runtime": "openvino", **openvino_environment(self.core, self.compiled, self.options),

@@ -186,6 +186,8 @@ class OrtLoadRunner:
     own thread (ONNX Runtime releases the GIL inside `run`), the intra-op threads split between
     them: --threads (default: the CPUs this process may use) // streams, at least 1 each."""
 
+    timer_method = "host perf_counter around each stream's session.run"
+
     def __init__(self, path: Path, options: LatencyOptions) -> None:
         from effconv.latency.throughput import available_cpus
 
