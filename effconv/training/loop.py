@@ -88,12 +88,11 @@ class Trainer:
 
     # The loop -------------------------------------------------------------------------------------
     def run(self) -> TrainResult:
-        total = self.s.total_steps
-        progress = Progress(total, self.step, quiet=self.s.quiet or not self.rt.is_main, title=self.s.spec.name)
+        progress = Progress(self.s.total_steps, self.step, quiet=self.s.quiet or not self.rt.is_main, title=self.s.spec.name)
         self._window_reset()
         try:
             with StopFlag() as stop:
-                while self.step < total:
+                while self.step < self.s.total_steps:
                     self.advance(progress)
                     if self._stop_requested(stop):
                         self.checkpoint_now()
@@ -107,9 +106,8 @@ class Trainer:
         return self._result()
 
     def advance(self, progress: Progress | None = None) -> None:
-        """One training step and what follows it at that step: `on_step`, a metrics row every
-        `log_every` steps, an evaluation and checkpoint every `eval_every` steps and at the last.
-        `run` calls it in a loop; effconv.experiments.pack steps several trainers with it."""
+        """One step, then `on_step`, a metrics row every `log_every` steps and an evaluation and
+        checkpoint every `eval_every` and at the last (effconv.experiments.pack steps runs with it)."""
         self._train_step()
         if self.on_step is not None:
             self.on_step(self.step)
@@ -120,14 +118,22 @@ class Trainer:
                 progress.update(row, self.best_acc)
 
     def checkpoint_now(self) -> None:
-        """A metrics row for the steps since the last one, then last.pt: the run can stop here
-        and resume exactly (Ctrl-C, or a time budget that ends before the run does)."""
+        """A row for the steps since the last one, then last.pt: the run can stop and resume exactly."""
         if self._window_steps:
             self._log_row(False)
         self._save(evaluated=False)
 
     def _train_step(self) -> None:
         x, y = self.batches.next()
+        loss, logits = self._optimize(x, y)
+        self._lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
+        self.scheduler.step()
+        self.step += 1
+        self._sums += torch.stack([loss.detach().float(), (logits.argmax(1) == y).sum().float(), y.new_tensor(len(y)).float()])
+        self._window_steps += 1
+
+    def _optimize(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward under autocast, backward, the optimizer's step: (loss, scores) of one batch."""
         with self._autocast():
             loss, logits = self.objective.fn(x, y)
         self.optimizer.zero_grad(set_to_none=True)
@@ -138,11 +144,7 @@ class Trainer:
         else:
             loss.backward()
             self.optimizer.step()
-        self._lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
-        self.scheduler.step()
-        self.step += 1
-        self._sums += torch.stack([loss.detach().float(), (logits.argmax(1) == y).sum().float(), y.new_tensor(len(y)).float()])
-        self._window_steps += 1
+        return loss, logits
 
     def _window_reset(self) -> None:
         self._sums = torch.zeros(3, device=self.rt.device)  # loss sum, correct, images (this rank)
