@@ -195,16 +195,7 @@ class PackedTrainer(Trainer):
         if b.augment:
             images = crop_flip(images, d[:, 1 : 1 + CROP], d[:, 1 + CROP :])
         x, y = b.normalize(images), b.labels[idx]
-        with self._autocast():
-            loss, logits = self.objective.fn(x, y)
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            loss.backward()
-            self.optimizer.step()
+        loss, logits = self._optimize(x, y)
         self._sums += torch.stack([loss.detach().float(), (logits.argmax(1) == y).sum().float(), self._count])
 
     def _capture(self, d: torch.Tensor) -> None:

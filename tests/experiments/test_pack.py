@@ -1,6 +1,6 @@
 """Packed runs on CPU (effconv.experiments.pack, packed_trainer, driven through experiments.api).
 
-Tiny: the kernel-size study's three VGG runs narrowed 8x, 6 steps of batch 16 on 200 synthetic
+Tiny: the kernel-size study's three VGG runs narrowed 8x, 6 steps of batch 16 on 200 random
 images, 2 evaluations on 100, deterministic, one thread. The oracle is the plain runner
 (effconv.experiments.runner.run_experiment, one run after the other through effconv.training.api):
 a pack must give the same metrics, the same checkpoints, and resume exactly after a Ctrl-C or a
@@ -34,18 +34,14 @@ TINY = Rate(alone_s=0.01, eval_s=0.05, start_s=0.2, close_s=0.1)
 RATES = Rates({m: TINY for m in ("vgg19_3x3", "vgg19_5x5", "vgg14_mixed")}, factor=1.0, together=3, device="cpu")
 
 
-def _synthetic(n: int, seed: int) -> CifarArrays:
-    """Learnable: the red channel's mean encodes the label."""
+def _random(n: int, seed: int) -> CifarArrays:
     rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, n)
-    images = rng.integers(0, 80, (n, 32, 32, 3)).astype(np.uint8)
-    images[..., 0] += (labels * 17).astype(np.uint8)[:, None, None]
-    return CifarArrays(images, labels.astype(np.int64), CLASSES)
+    return CifarArrays(rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n), CLASSES)
 
 
 @pytest.fixture(scope="module")
 def data() -> TrainData:
-    return TrainData(_synthetic(200, 0), _synthetic(100, 1), "synthetic")
+    return TrainData(_random(200, 0), _random(100, 1), "synthetic")
 
 
 @pytest.fixture(scope="module")
