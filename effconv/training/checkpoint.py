@@ -24,7 +24,7 @@ import numpy as np
 from effconv.training import integrity
 from effconv.errors import InvalidInputError, UsageError
 from effconv.io import atomic_path
-from effconv.sandbox.safety import refuse_code_in_pickle
+from effconv.training.pickle_scan import refuse_code_in_pickle
 
 if TYPE_CHECKING:
     import torch
