@@ -129,7 +129,7 @@ class Trainer:
         self._lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
         self.scheduler.step()
         self.step += 1
-        self._sums += torch.stack([loss.detach().float(), (logits.argmax(1) == y).sum().float(), y.new_tensor(len(y)).float()])
+        self._sums += torch.stack([loss.detach().float(), (logits.argmax(1) == y).sum().float(), torch.full((), float(len(y)), device=y.device)])
         self._window_steps += 1
 
     def _optimize(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -188,7 +188,7 @@ class Trainer:
         counts = torch.zeros(2, device=self.rt.device)
         with self._autocast():
             for x, y in self.evalset:
-                counts += torch.stack([(self.module(x).argmax(1) == y).sum().float(), y.new_tensor(len(y)).float()])
+                counts += torch.stack([(self.module(x).argmax(1) == y).sum().float(), torch.full((), float(len(y)), device=y.device)])
         self.module.train()
         correct, seen = self._all_reduce(counts).tolist()
         self.last_acc = correct / max(seen, 1)
