@@ -9,8 +9,7 @@ What differs from the plain loop, and why the numbers do not:
   trained, so last.pt holds what a plain run's holds.
 - RNG: each run keeps its own global RNG state (dropout draws from it), current only during its
   turn (`turn`); on CUDA its own generator state object, so that two runs' graphs never share one.
-- Metric sums accumulate in place in one device tensor (a graph writes to fixed addresses), and
-  an evaluation counts on the device and reads its two numbers once.
+- Metric sums accumulate in place in one device tensor (a graph writes to fixed addresses).
 - CUDA only: the run's own stream; after WARMUP eager steps the whole step (gather, forward under
   autocast, loss, backward, optimizer step, sums) is captured as one CUDA graph (torch.cuda.graph)
   and replayed, Adam made capturable (its step count lives on the device). Where a graph cannot
@@ -218,19 +217,6 @@ class PackedTrainer(Trainer):
         if hasattr(self, "_sums"):
             self._sums.zero_()  # in place: a captured graph adds into this tensor
         self._window_steps, self._window_t0 = 0, time.perf_counter()
-
-    @torch.no_grad()
-    def _evaluate(self) -> float:
-        self.module.eval()
-        counts = torch.zeros(2, device=self.rt.device)
-        with self._autocast():
-            for x, y in self.evalset:
-                counts[0] += (self.module(x).argmax(1) == y).sum()
-                counts[1] += len(y)
-        self.module.train()
-        correct, seen = counts.tolist()
-        self.last_acc = correct / max(seen, 1)
-        return self.last_acc
 
     def _full_state(self) -> dict:
         self.draws.rewind()
