@@ -19,12 +19,13 @@ def test_duplicate_names_are_refused():
 def test_each_descriptor_is_complete(name):
     b = BACKENDS[name]
     assert b.name == name and b.per_layer in METHODS and b.description
-    factory = b.factory
-    if isinstance(factory, str):  # "module:function" resolves to a callable
-        import importlib
+    for factory in (b.factory, b.throughput):
+        if isinstance(factory, str):  # "module:function" resolves to a callable
+            import importlib
 
-        module, _, attr = factory.partition(":")
-        assert callable(getattr(importlib.import_module(module), attr))
+            module, _, attr = factory.partition(":")
+            assert callable(getattr(importlib.import_module(module), attr))
+    assert b.modes() == (("latency", "throughput") if b.throughput else ("latency",))
     assert isinstance(b.probe(), Availability)
     assert name in backend_help()
 

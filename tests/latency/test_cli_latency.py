@@ -40,6 +40,7 @@ def test_backends_json(cli):
     assert set(rows) == {"ort-cpu", "ort-cuda", "ort-tensorrt", "tensorrt", "torch-cpu", "torch-cuda", "openvino"}
     assert rows["openvino"]["per_layer"] == "openvino-profiler" and rows["openvino"]["extra"] == "openvino"
     assert rows["ort-cpu"]["available"] is True
+    assert {n for n, r in rows.items() if "throughput" in r["modes"]} == {"ort-cpu", "openvino"}
     assert all(r["available"] or r["reason"] for r in rows.values())
 
 
