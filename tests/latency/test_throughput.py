@@ -112,15 +112,21 @@ class CountingSession:
         return out
 
 
-def test_ort_cpu_runs_n_sessions_on_n_threads(tiny_onnx, monkeypatch):
-    """Oracle: the sessions' own run counts and timestamps, taken outside effconv's gate."""
-    from effconv.latency.backends.ort import ort_cpu_load
+def _prepared(backend: str, path, streams: int, monkeypatch):
+    """(load runner, options) for `backend` with `streams` in flight, prepared; the gate recorded."""
+    from effconv.latency.backends import get_backend
 
     monkeypatch.setattr(tp, "Gate", Recorder)
-    options = LatencyOptions(backend="ort-cpu", mode="throughput", streams=3, threads=3, warmup_ms=20,
+    options = LatencyOptions(backend=backend, mode="throughput", streams=streams, threads=streams, warmup_ms=20,
                              duration_s=0.2, iterations=30)
-    runner = ort_cpu_load(tiny_onnx, options)
+    runner = get_backend(backend).make(path, options, mode="throughput")
     runner.prepare()
+    return runner, options
+
+
+def test_ort_cpu_runs_n_sessions_on_n_threads(tiny_onnx, monkeypatch):
+    """Oracle: the sessions' own run counts and timestamps, taken outside effconv's gate."""
+    runner, options = _prepared("ort-cpu", tiny_onnx, 3, monkeypatch)
     assert runner.streams == 3 and runner.threads_per_stream == 1 and len(set(map(id, runner.sessions))) == 3
     runner.sessions = [CountingSession(s) for s in runner.sessions]
     load = tp.time_load(runner, options).load
@@ -180,13 +186,7 @@ def test_default_streams_are_recorded(cli, tmp_path, tiny_onnx):
 
 @needs_openvino
 def test_openvino_keeps_n_requests_in_flight(tiny_onnx, monkeypatch):
-    from effconv.latency.backends.openvino import openvino_load
-
-    monkeypatch.setattr(tp, "Gate", Recorder)
-    options = LatencyOptions(backend="openvino", mode="throughput", streams=2, threads=2, warmup_ms=20,
-                             duration_s=0.2, iterations=30)
-    runner = openvino_load(tiny_onnx, options)
-    runner.prepare()
+    runner, options = _prepared("openvino", tiny_onnx, 2, monkeypatch)
     load = tp.time_load(runner, options).load
     gate = Recorder.last
     env = runner.environment()
