@@ -15,6 +15,7 @@ and its slot takes the next job. Ways a pack stops early:
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from collections import deque
@@ -87,6 +88,7 @@ def train_packed(
                 run.trainer.end()
         finally:
             run.cm.__exit__(*exc_info)
+            gc.collect()  # the closed run's model, optimizer and data (a trainer is a reference cycle)
             end = JobEnd(run.job.name, status, run.trainer.step, run.trainer.total, clock() - run.t0,
                          "cuda graph" if run.trainer.graphed else (run.trainer.graph_note or ""), error)
             ends.append(end)

@@ -162,10 +162,11 @@ class PackedTrainer(Trainer):
             self._train_step()
         self._log_row(True)
 
-    def end(self) -> None:
-        """Free the graph and write curve.png (what run() does when its loop ends)."""
+    def end(self, plot: bool = True) -> None:
+        """Free the graph (its memory pool) and write curve.png, as run() does when its loop ends."""
         self._graph = self._static = None
-        self._plot()
+        if plot:
+            self._plot()
 
     # The step ------------------------------------------------------------------------------------
     def _train_step(self) -> None:

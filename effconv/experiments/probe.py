@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import tempfile
 import time
 from pathlib import Path
@@ -44,10 +45,13 @@ def probe_run(job: PackJob, data: "TrainData", options: "RunOptions", folder: Pa
     model = build_run_model(job.item.spec, options.width_mult, config.seed)
     with open_run(folder, job.item.spec, config, data=data, model=model, trainer=PackedTrainer) as trainer:
         trainer.begin()
-        with trainer.turn():
-            for _ in range(WARM_STEPS):
-                trainer.advance()
-        yield trainer
+        try:
+            with trainer.turn():
+                for _ in range(WARM_STEPS):
+                    trainer.advance()
+            yield trainer
+        finally:
+            trainer.end(plot=False)  # its graph's memory back now, not at the next garbage collection
 
 
 def timed_rounds(trainers, seconds: float = 0.0, rounds: int = MIN_STEPS) -> float:
@@ -112,4 +116,5 @@ def probe(jobs: list[PackJob], data: "TrainData", options: "RunOptions", slots: 
             first = Rates(models, 1.0, 1, "")
             head = sorted(jobs, key=lambda j: alone_work(j, first), reverse=True)[:slots]
             factor, together = measure_factor(head, models, data, options, Path(tmp), seconds), len(head)
+    gc.collect()  # the probe runs' models and data (a trainer is a reference cycle: its objective holds it)
     return Rates(models, factor, together, device_name(options.device), time.perf_counter() - t0)
