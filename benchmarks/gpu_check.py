@@ -513,7 +513,7 @@ def ort_effconv(ctx, backend: str, batch: int, precision: str, cuda_graph: bool)
 
 def ort_fp16_file(ctx, batch: int) -> Path:
     """The fp16 file ort-cuda runs: onnxruntime's own converter, float32 inputs and outputs kept
-    (what effconv.latency.ort.fp16_model makes), converted here once."""
+    (what effconv.latency.backends.ort.fp16_model makes), converted here once."""
     key = ("fp16", batch)
     if key not in ctx.files:
         import onnx

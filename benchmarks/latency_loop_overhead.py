@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from effconv.latency import LatencyOptions, time_runner
-from effconv.latency.ort import ort_cpu
+from effconv.latency.backends.ort import ort_cpu
 from effconv.latency.source import model_input
 
 
