@@ -35,6 +35,7 @@ Markdown = Annotated[Optional[Path], typer.Option("--markdown", help="Write the 
 Plot = Annotated[Optional[Path], typer.Option("--plot", help="Latency-vs-accuracy PNG.", dir_okay=False)]
 
 
+# Over 40 lines for its 27 options (one per line) and help text; the body parses, calls deploy_matrix, renders.
 @app.command("deploy")
 def deploy_command(
     source: Source,
@@ -72,27 +73,21 @@ def deploy_command(
     Example: [bold]effconv deploy runs/r20 --markdown r20.md --json r20.json --plot r20.png[/bold]
     """
     from effconv.deploy.matrix import DeployOptions, check_matrix, deploy_matrix
-    from effconv.deploy.report import write_outputs
     from effconv.export.int8 import parse_floats
+    from effconv.profile.model import parse_input_shape
 
-    shape = None
-    if input_shape is not None:
-        from effconv.profile.model import parse_input_shape
-
-        shape = parse_input_shape(input_shape)[1]
     options = DeployOptions(
         backends=tuple(backend) if backend else None, precisions=tuple(precision) if precision else DeployOptions.precisions,
         batch=batch, warmup_ms=warmup_ms, duration_s=duration_s, iterations=iterations, threads=threads,
         accuracy=accuracy, test_images=test_images, max_accuracy_drop=max_accuracy_drop, budget_ms=budget_ms,
         data=data, calibration_data=calibration_data, calibration_images=calibration_images,
-        mean=parse_floats("--mean", mean), std=parse_floats("--std", std), input_shape=shape, seed=seed,
-        work_dir=work_dir, limits=sandbox_limits(mem_limit_mb, timeout_s),
+        mean=parse_floats("--mean", mean), std=parse_floats("--std", std), seed=seed, work_dir=work_dir,
+        input_shape=parse_input_shape(input_shape)[1] if input_shape is not None else None,
+        limits=sandbox_limits(mem_limit_mb, timeout_s),
     )
     with stage(f"building the deployment matrix of {source}"), _progress(quiet) as tell:
         matrix = deploy_matrix(source, options, tell)
-    if not quiet:
-        _render(matrix)
-    write_outputs(matrix, json_path=json_out, csv_path=csv_out, markdown_path=markdown, plot_path=plot)
+    _render(matrix, quiet, json_path=json_out, csv_path=csv_out, markdown_path=markdown, plot_path=plot)
     check_matrix(matrix)
 
 
@@ -132,7 +127,16 @@ def _rich_progress():
     return bar()
 
 
-def _render(matrix) -> None:
+def _render(matrix, quiet: bool, **paths) -> None:
+    """The table and its notes (unless --quiet), then the files asked for (--json, --csv, ...)."""
+    from effconv.deploy.report import write_outputs
+
+    if not quiet:
+        _show(matrix)
+    write_outputs(matrix, **paths)
+
+
+def _show(matrix) -> None:
     from effconv.deploy.report import HEADER, table_rows
     from effconv.tables import Line, Table, show
 

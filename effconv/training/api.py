@@ -13,10 +13,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from effconv.errors import EffconvError, UsageError
+from effconv.errors import CheckFailedError, EffconvError, UsageError
 from effconv.training.config import TrainConfig, config_from_dict, config_from_table
 from effconv.training.session import TrainData, TrainResult
 
@@ -98,6 +99,75 @@ def _resume_parts(run_dir: Path, steps: int | None, data, data_source):
     if data is None and data_source is None and record.get("data_source") and Path(record["data_source"]).exists():
         data_source = record["data_source"]
     return spec, config, payload, data_source
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What `effconv train` asks for: a new run of `spec` (its [train] recipe, with the values
+    given here overriding it; None keeps the recipe's), or `resume` of a run folder."""
+
+    spec: str | None = None  # zoo name or .toml path
+    data: Path | None = None
+    out: Path | None = None
+    resume: Path | None = None
+    activation: str | None = None  # [arch] overrides
+    norm: str | None = None
+    steps: int | None = None  # with resume: the new total
+    batch_size: int | None = None
+    lr: float | None = None
+    optimizer: str | None = None
+    precision: str | None = None
+    seed: int | None = None
+    eval_every: int | None = None
+    subset: int | None = None
+    compile: bool = False
+    deterministic: bool = False
+    synthetic_gradients: bool = False
+    download: bool = False
+    quiet: bool = True
+
+    def overrides(self) -> dict[str, Any]:
+        """The [train] values this request sets (None: the recipe's); switches only when on."""
+        names = ("steps", "batch_size", "lr", "optimizer", "precision", "seed", "eval_every", "subset")
+        switches = ("compile", "deterministic", "synthetic_gradients")
+        return {**{k: getattr(self, k) for k in names}, **{k: True if getattr(self, k) else None for k in switches}}
+
+
+def run_request(request: TrainRequest) -> TrainResult:
+    """`effconv train`: resume the run named (only --steps, --data and --quiet may be given with
+    it), or start one from the spec with the request's overrides."""
+    overrides = request.overrides()
+    if request.resume is not None:
+        others = [k for k, v in overrides.items() if v is not None and k != "steps"]
+        if request.spec is not None or request.activation or request.norm or others:
+            raise UsageError("--resume continues a run as configured; only --steps (a new total), --data and "
+                             "--quiet may be given")
+        return resume(request.resume, steps=request.steps, data_source=request.data, quiet=request.quiet)
+    if request.spec is None:
+        raise UsageError("give a model (zoo name or .toml path), or --resume RUN_DIR")
+    spec = _spec_with_arch(request.spec, request.activation, request.norm)
+    config = config_from_table(spec.train, overrides, source=spec.source)
+    data = load_train_data(request.data, download=True) if request.download else None
+    return train(spec, config, data=data, data_source=request.data, out=request.out, quiet=request.quiet)
+
+
+def _spec_with_arch(name: str, activation: str | None, norm: str | None):
+    from effconv.specs import load_spec
+    from effconv.zoo import with_arch
+
+    spec = load_spec(name)
+    arch = {k: v for k, v in (("activation", activation), ("norm", norm)) if v is not None}
+    return with_arch(spec, **arch) if arch else spec
+
+
+def check_target(result: TrainResult, target_acc: float | None) -> None:
+    """Exit 1 unless the final test accuracy reaches `target_acc` (0-1, or a percentage above 1)."""
+    if target_acc is None:
+        return
+    acc = result.test_acc if result.test_acc is not None else 0.0
+    target = target_acc / 100 if target_acc > 1 else target_acc
+    if acc < target:
+        raise CheckFailedError(f"test accuracy {acc:.2%} is below the target {target:.2%}")
 
 
 def _run(spec, config, data, data_source, cache_dir, run_dir, payload, quiet, model, on_step) -> TrainResult:
