@@ -10,8 +10,9 @@ Folders that already hold progress of their own are trained (resumed) as they ar
 
 The prediction, for one visit of `slots` concurrent runs in lockstep rounds (effconv.experiments.pack):
     wall = sum over runs of (start_s + evals x eval_s + close_s)
-         + sum over rounds of g(k) x (sum of the alone_s of the k runs open in the round)
-where alone_s is a model's seconds per step trained alone, and g(k) the packing factor with k runs
+         + sum over rounds of max(g(k) x (sum of the alone_s of the k runs open), their largest alone_s)
+where alone_s is a model's seconds per step trained alone (a round is never faster than its slowest
+run alone, so a run that no visit holds alone fits no pack either), and g(k) the packing factor with k runs
 open: 1 at k = 1, the measured `factor` at k = slots (round time / sum of alone_s, for the plan's
 first `slots` runs trained together, measured with `together` of them), linear between. Runs are
 queued longest first.
@@ -138,7 +139,7 @@ def predict_visit(jobs: list[PackJob], rates: Rates, slots: int) -> tuple[tuple[
             job = queue.popleft()
             active.append([rates.models[job.model].alone_s, job.steps_left])
         rounds = min(left for _, left in active)
-        wall += rounds * rates.g(len(active)) * sum(s for s, _ in active)
+        wall += rounds * max(rates.g(len(active)) * sum(s for s, _ in active), max(s for s, _ in active))
         active = [[s, left - rounds] for s, left in active if left > rounds]
     return order, wall
 
