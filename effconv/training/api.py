@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
     from effconv.specs import ModelSpec
 
-__all__ = ["TrainConfig", "TrainData", "TrainResult", "config_from_table", "load_train_data", "open_run", "resume", "train"]
+__all__ = ["TrainConfig", "TrainData", "TrainRequest", "TrainResult", "check_target", "config_from_table",
+           "load_train_data", "open_run", "resume", "run_request", "train"]
 
 
 def load_train_data(
