@@ -58,46 +58,13 @@ def test_max_batch_is_the_engine_runner_s_chunk():
     assert tensorrt.MAX_BATCH == MAX_BATCH == 256  # one constant: the runner never feeds more than the profile takes
 
 
-def _tiny_float_model(path):
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    w = numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
-    fc = numpy_helper.from_array(rng.standard_normal((4, 10)).astype(np.float32), "fc")
-    graph = helper.make_graph(
-        [helper.make_node("Conv", ["input", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
-         helper.make_node("GlobalAveragePool", ["r"], ["g"]), helper.make_node("Flatten", ["g"], ["f"]),
-         helper.make_node("MatMul", ["f", "fc"], ["logits"])],
-        "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 8, 8])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])], [w, fc])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    return path
-
-
 @pytest.fixture(scope="module")
-def quantized(tmp_path_factory):
-    """The same float file quantized by ONNX Runtime both ways."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
+def quantized(tmp_path_factory, onnx_kit):
+    """A float file and its two Q/DQ copies, quantized by ONNX Runtime."""
     folder = tmp_path_factory.mktemp("qdq")
-    src = _tiny_float_model(folder / "f.onnx")
-    images = np.random.default_rng(1).standard_normal((8, 3, 8, 8)).astype(np.float32)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter([{"input": images[i:i + 4]} for i in (0, 4)])
-
-        def get_next(self):
-            return next(self.it, None)
-
-    out = {}
-    for name, act, sym in (("uint8", QuantType.QUInt8, False), ("int8", QuantType.QInt8, True)):
-        out[name] = folder / f"{name}.onnx"
-        quantize_static(str(src), str(out[name]), Reader(), quant_format=QuantFormat.QDQ, activation_type=act,
-                        weight_type=QuantType.QInt8, extra_options={"ActivationSymmetric": sym, "WeightSymmetric": True})
-    out["float"] = src
-    return out
+    return {"float": onnx_kit.model(folder / "f.onnx", dims=("N", 3, 8, 8)),
+            "uint8": onnx_kit.qdq(folder / "uint8.onnx", symmetric=False),
+            "int8": onnx_kit.qdq(folder / "int8.onnx", symmetric=True)}
 
 
 def test_quantization_mode_reads_the_q_dq_form(quantized):

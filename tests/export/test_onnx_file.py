@@ -24,26 +24,6 @@ import pytest
 HAVE_TRT = importlib.util.find_spec("tensorrt") is not None
 
 
-def _model(path, dims=("N", 3, "H", "W"), meta=True):
-    """A small float conv net with a symbolic batch and image size (and effconv's mean/std)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    inits = [numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w"),
-             numpy_helper.from_array(rng.standard_normal((4, 10)).astype(np.float32), "fc")]
-    nodes = [helper.make_node("Conv", ["input", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
-             helper.make_node("GlobalAveragePool", ["r"], ["g"]), helper.make_node("Flatten", ["g"], ["f"]),
-             helper.make_node("MatMul", ["f", "fc"], ["logits"])]
-    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, list(dims))],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [dims[0], 10])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    if meta:
-        helper.set_model_props(model, {"effconv.mean": "[0.5, 0.5, 0.5]", "effconv.std": "[0.25, 0.25, 0.25]"})
-    onnx.save(model, str(path))
-    return path
-
-
 class FakeTensorRT:
     """Enough of the `tensorrt` module for effconv's build_engine and load_engine; every name asked
     of it is recorded in `touched`, every call in `calls`."""
@@ -154,7 +134,8 @@ def _files(folder):
 def test_without_tensorrt_one_line_exit_2_before_anything_is_read(cli, tmp_path, extra):
     src = tmp_path / "junk.onnx"
     src.write_bytes(b"\x00not an onnx file")  # never opened: the missing library is said first
-    res = cli("export", src, "--format", "tensorrt", "-o", tmp_path / "m.engine", *[a.format(tmp=tmp_path) for a in extra])
+    extra = [a.format(tmp=tmp_path) for a in extra]
+    res = cli("export", src, "--format", "tensorrt", "-o", tmp_path / "m.engine", *extra)
     assert res.code == 2, res.stderr
     assert res.stderr.strip().splitlines() == [
         "effconv: error: TensorRT is not installed: pip install effconv[tensorrt] (needs an NVIDIA GPU and driver)"]
@@ -174,20 +155,20 @@ def test_without_tensorrt_one_line_exit_2_before_anything_is_read(cli, tmp_path,
     ("int8-qdq", ("--precision", "fp16"), 2, "the file is quantized (int8 Q/DQ nodes): build it with --precision int8"),
     ("two-inputs", (), 3, "one float32 input"),
 ])
-def test_bad_input_is_one_line_before_tensorrt_is_touched(cli, tmp_path, fake_trt, monkeypatch, case, args, code,
-                                                         message):
+def test_bad_input_is_one_line_before_tensorrt_is_touched(cli, onnx_kit, tmp_path, fake_trt, monkeypatch, case,
+                                                         args, code, message):
     import onnx
 
     monkeypatch.setattr("effconv.export.calibration.default_cifar", lambda: None)
     src = tmp_path / "m.onnx"
     if case == "fixed":
-        _model(src, dims=(1, 3, 8, 8))
+        onnx_kit.model(src, dims=(1, 3, 8, 8))
     elif case == "junk":
         src.write_bytes(b"\x00junk")
     elif case in ("uint8-qdq", "int8-qdq"):
-        _qdq(src, tmp_path, symmetric=case == "int8-qdq")
+        onnx_kit.qdq(src, symmetric=case == "int8-qdq")
     else:
-        _model(src, meta=case != "no-norm")
+        onnx_kit.model(src, meta=case != "no-norm")
     if case == "two-inputs":
         model = onnx.load(str(src))
         model.graph.input.append(onnx.helper.make_tensor_value_info("extra", onnx.TensorProto.FLOAT, [1]))
@@ -202,29 +183,8 @@ def test_bad_input_is_one_line_before_tensorrt_is_touched(cli, tmp_path, fake_tr
     assert fake_trt.touched == [] and fake_trt.calls == []
 
 
-def _qdq(path, folder, *, symmetric: bool):
-    """`path`: a Q/DQ copy of the small model quantized by ONNX Runtime (int8 symmetric, as TensorRT
-    takes it, or uint8 asymmetric, as effconv's int8 ONNX)."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    src = _model(folder / "float.src.onnx", dims=("N", 3, 8, 8))
-    images = np.random.default_rng(1).standard_normal((4, 3, 8, 8)).astype(np.float32)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter([{"input": images}])
-
-        def get_next(self):
-            return next(self.it, None)
-
-    quantize_static(str(src), str(path), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True})
-    src.unlink()
-
-
-def test_a_valid_call_builds_with_the_profile_and_writes_engine_and_sidecar(cli, tmp_path, fake_trt):
-    src = _model(tmp_path / "m.onnx")
+def test_a_valid_call_builds_with_the_profile_and_writes_engine_and_sidecar(cli, onnx_kit, tmp_path, fake_trt):
+    src = onnx_kit.model(tmp_path / "m.onnx")
     out = tmp_path / "engines" / "m.engine"
     out.parent.mkdir()
     res = cli("export", src, "--format", "tensorrt", "--precision", "fp16", "-o", out,
@@ -242,9 +202,9 @@ def test_a_valid_call_builds_with_the_profile_and_writes_engine_and_sidecar(cli,
     assert doc["passed"] and doc["engine"] == str(out) and doc["onnx"] == str(src) and doc["parity"] == []
 
 
-def test_an_int8_q_dq_file_builds_with_its_own_scales(cli, tmp_path, fake_trt):
+def test_an_int8_q_dq_file_builds_with_its_own_scales(cli, onnx_kit, tmp_path, fake_trt):
     src = tmp_path / "q.onnx"
-    _qdq(src, tmp_path, symmetric=True)
+    onnx_kit.qdq(src, symmetric=True)
     res = cli("export", src, "--format", "tensorrt", "--precision", "int8", "-o", tmp_path / "q.engine", "--no-parity")
     assert res.code == 0, res.stderr
     assert ("flag", "INT8") in fake_trt.calls and ("build", False) in fake_trt.calls  # no calibrator
@@ -252,26 +212,27 @@ def test_an_int8_q_dq_file_builds_with_its_own_scales(cli, tmp_path, fake_trt):
     assert ("profile", "input", (1, 3, 8, 8), (1, 3, 8, 8), (256, 3, 8, 8)) in fake_trt.calls
 
 
-def test_a_failed_build_is_exit_5_and_leaves_nothing(cli, tmp_path, monkeypatch):
+def test_a_failed_build_is_exit_5_and_leaves_nothing(cli, onnx_kit, tmp_path, monkeypatch):
     from effconv.export import tensorrt
 
     fake = FakeTensorRT(build_ok=False)
     monkeypatch.setattr(tensorrt, "require_tensorrt", lambda: fake)
     monkeypatch.setattr(tensorrt, "_gpu", lambda: ("Fake GPU", "9.0"))
-    src = _model(tmp_path / "m.onnx", dims=(1, 3, 8, 8))
+    src = onnx_kit.model(tmp_path / "m.onnx", dims=(1, 3, 8, 8))
     res = cli("export", src, "--format", "tensorrt", "-o", tmp_path / "m.engine", "--no-parity")
     assert res.code == 5 and "TensorRT could not build an engine" in res.stderr, res.stderr
     assert _files(tmp_path) == ["m.onnx"]
 
 
 @pytest.mark.parametrize("scale, code", [(1.0, 0), (1.5, 1)])
-def test_parity_compares_the_engine_with_onnx_runtime_on_the_file(cli, tmp_path, fake_trt, monkeypatch, scale, code):
+def test_parity_compares_the_engine_with_onnx_runtime_on_the_file(cli, onnx_kit, tmp_path, fake_trt, monkeypatch,
+                                                                  scale, code):
     """The "engine" here runs the file on ONNX Runtime (times `scale`): identical outputs pass, a
     50% error fails with exit 1 and no file. The sidecar check of load_engine runs for real."""
     from effconv.export import tensorrt
     from effconv.export.parity import ort_runner
 
-    src = _model(tmp_path / "m.onnx")
+    src = onnx_kit.model(tmp_path / "m.onnx")
     run, _ = ort_runner(src)
     monkeypatch.setattr(tensorrt, "engine_runner", lambda engine: (lambda x: run(x) * scale, "tensorrt fake"))
     res = cli("export", src, "--format", "tensorrt", "-o", tmp_path / "m.engine", "--input-shape", "input=2x3x16x16",
@@ -297,7 +258,7 @@ def test_a_zoo_export_keeps_its_dynamic_batch_profile(tmp_path, fake_trt):
     assert ("profile", "input", (1, 3, 32, 32), (1, 3, 32, 32), (256, 3, 32, 32)) in fake_trt.calls
 
 
-def test_int8_from_a_float_file_calibrates_on_the_given_images(cli, tmp_path, fake_trt):
+def test_int8_from_a_float_file_calibrates_on_the_given_images(cli, onnx_kit, tmp_path, fake_trt):
     from PIL import Image
 
     images = tmp_path / "imgs"
@@ -305,7 +266,7 @@ def test_int8_from_a_float_file_calibrates_on_the_given_images(cli, tmp_path, fa
     rng = np.random.default_rng(0)
     for i in range(6):
         Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(images / f"{i}.png")
-    src = _model(tmp_path / "m.onnx")
+    src = onnx_kit.model(tmp_path / "m.onnx")
     res = cli("export", src, "--format", "tensorrt", "--precision", "int8", "-o", tmp_path / "m.engine",
               "--input-shape", "input=1x3x16x16", "--calibration-data", images, "--calibration-images", "4",
               "--no-parity")
