@@ -6,7 +6,7 @@ Transpose, Reshape or Cast. Such a tensor does not depend on any graph input, so
 an activation. Its parameters are counted once, at the *stored* tensors it is made from (its
 leaves): the int8 initializer under a DequantizeLinear (not the scale or zero point), the class token
 under an Expand (not the expanded copy), or the whole tensor a generator (ConstantOfShape, a random
-op) makes. Stored bytes are reported by the leaves' data types: the size an edge engineer ships.
+op) makes (a parameter where a weight, bias or norm slot reads it: effconv.profile.core). Stored bytes are reported by the leaves' data types: the size an edge engineer ships.
 """
 
 from __future__ import annotations

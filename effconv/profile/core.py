@@ -68,6 +68,8 @@ def _node_params(node, g: Graph, seen: set[str], nbytes: Counter, static: bool) 
             quantized = role in PARAMS_ANY_DTYPE and p is not None and p.dtype in QUANTIZED_TYPES
             if leaf in seen or p is None or not (p.is_float or quantized):
                 continue
+            if role == "other_params" and leaf not in g.params:
+                continue  # made by a generator from a shape (x * eye(t)): a computed mask, no stored data
             seen.add(leaf)
             counts[role] += p.size
             nbytes[dtype_name(p.dtype)] += p.nbytes

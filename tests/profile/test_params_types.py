@@ -100,3 +100,19 @@ def test_integer_control_input_of_a_constant_chain_is_not_a_parameter(kit, save)
     t = profile_onnx(save(model)).totals
     assert t.weights + t.biases + t.norm_params + t.other_params == 36
     assert t.weight_bytes == {"fp32": 36 * 4}
+
+
+def test_mask_made_from_a_shape_is_not_a_parameter(kit, save):
+    """x * eye(t): an identity matrix made from a shape (EyeLike of ConstantOfShape), read by an
+    element-wise Mul, stores no data; the file's float constants (none) are the parameters (found
+    on timm's bat_resnext26ts). In a weight slot such a tensor still counts (old IR: test_old_ir)."""
+    import numpy as np
+    from onnx import TensorProto
+
+    zero = helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0])
+    nodes = [helper.make_node("ConstantOfShape", ["side"], ["square"], value=zero),
+             helper.make_node("EyeLike", ["square"], ["eye"]),
+             helper.make_node("Mul", ["x", "eye"], ["y"], name="mask")]
+    model = kit.make_model(nodes, {"x": [1, 1, 4, 4]}, {"y": [1, 1, 4, 4]}, {"side": np.array([4, 4], np.int64)})
+    t = profile_onnx(save(model)).totals
+    assert t.weights + t.biases + t.norm_params + t.other_params == 0
