@@ -21,6 +21,8 @@ build, export or profile is listed with the reason, not dropped. --merge updates
 existing report (each row names the effconv commit it was measured with).
 """
 
+# size: one benchmark: its corpus lists, oracle settings, the run and the report writer.
+
 from __future__ import annotations
 
 import argparse
@@ -57,7 +59,13 @@ TIMM = (
     "nest_tiny gcvit_xxtiny xcit_nano_12_p16_224 sequencer2d_s resmlp_12_224 gmlp_ti16_224 mixer_s16_224 "
     "eva02_tiny_patch14_224 volo_d1_224 tnt_s_patch16_224 visformer_tiny convit_tiny halonet26t "
     "botnet26t_256 lambda_resnet26t starnet_s050 fasternet_t0 mambaout_femto hiera_tiny_224 "
-    "tiny_vit_5m_224 davit_tiny focalnet_tiny_srf mvitv2_tiny pvt_v2_b0 caformer_s18 rdnet_tiny"
+    "tiny_vit_5m_224 davit_tiny focalnet_tiny_srf mvitv2_tiny pvt_v2_b0 caformer_s18 rdnet_tiny "
+    # other normalizations, attention and search-space blocks inside families already listed
+    "efficientnet_b0_gn resnetv2_50d_evos resnetv2_50d_frn resnet18d ecaresnet26t seresnext26d_32x4d "
+    "legacy_seresnet18 gcresnet33ts bat_resnext26ts sebotnet33ts_256 regnetz_b16 cs3darknet_s levit_conv_128s "
+    "nasnetalarge pnasnet5large fbnetc_100 mobilenetv1_100 ghostnetv3_050 lcnetv2_small mobilenetv5_300m "
+    "vgg11 efficientvit_l1 vit_relpos_small_patch16_224 vit_small_patch16_rope_224 flexivit_small "
+    "vit_little_patch16_reg1_gap_256"
 ).split()
 SEGMENTATION = ("fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101",
                 "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large")
@@ -69,6 +77,10 @@ FROM_CONSTANTS: dict[str, tuple[str, ...]] = {
     "timm/edgenext_xx_small": ("pos_embd",),  # PositionalEncodingFourier: a 1x1 conv on a fixed grid
     "timm/xcit_nano_12_p16_224": ("pos_embed",),  # the same encoding
     "timm/convit_tiny": ("pos_proj",),  # GPSA: a Linear on the fixed relative-position indices
+    "timm/vit_relpos_small_patch16_224": ("rel_pos.mlp",),  # RelPosMlp: an MLP on fixed log-spaced coordinates
+    # Swin v2's continuous position bias: an MLP on the fixed relative-coordinates table (the
+    # exporter's constant folding computes it once, as in corpus_exact's FOLDED_AT_EXPORT)
+    **{f"tv/swin_v2_{v}": ("cpb_mlp",) for v in "tsb"},
 }
 # Cost-forced smaller inputs, where the architecture takes any size (patch models get the size at build).
 REDUCED: dict[str, int] = {}
