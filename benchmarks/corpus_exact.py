@@ -292,11 +292,16 @@ def run_one(name: str, out_dir: Path, keep: bool, batch: int | None = None) -> R
         row.error = f"build/export: {_one_line(exc)}"
         row.seconds = round(time.perf_counter() - t0, 1)
         return row
+    return profiled(row, path, per_op, keep, t0, batch)
+
+
+def profiled(row: Row, path: Path, per_op: dict[str, int], keep: bool, t0: float, batch: int | None = None) -> Row:
+    """compare(), then the file (and its external data) removed unless `keep`; the row timed from t0."""
     try:
         compare(row, path, per_op, batch)
     finally:
         if not keep:
-            for p in out_dir.glob(f"{name}.onnx*"):
+            for p in path.parent.glob(f"{path.name}*"):
                 p.unlink()
     row.seconds = round(time.perf_counter() - t0, 1)
     return row
@@ -398,16 +403,22 @@ def markdown(rows: list[Row], env: dict, batch: int | None = None) -> str:
     if notes:
         out += ["", "## Per model notes", ""]
         for r in notes:
-            out.append(f"- **{r.model}**: " + "; ".join(x for x in (
-                r.error,
-                f"folded at export: {r.oracle_folded:,} Mult-Adds in {', '.join(FOLDED_AT_EXPORT[r.model])}"
-                if r.oracle_folded else "",
-                f"params: file {r.params_onnx:,}, effconv {r.params_effconv:,}" if r.params_equal is False else "",
-                f"unsupported {r.unsupported}" if r.unsupported else "",
-                f"uncounted {r.uncounted}" if r.uncounted else "",
-                r.by_op if r.diff else "",
-            ) if x))
+            folded = f"folded at export: {r.oracle_folded:,} Mult-Adds in {', '.join(FOLDED_AT_EXPORT[r.model])}" \
+                if r.oracle_folded else ""
+            out.append(note(r, r.error, folded))
     return "\n".join(out) + "\n"
+
+
+def note(r: Row, *first: str) -> str:
+    """A per-model note line: `first` (the error, what the oracle counted on constants...), then
+    parameters that differ, unsupported and uncounted nodes, and the per-op split where Mult-Adds differ."""
+    return f"- **{r.model}**: " + "; ".join(x for x in (
+        *first,
+        f"params: file {r.params_onnx:,}, effconv {r.params_effconv:,}" if r.params_equal is False else "",
+        f"unsupported {r.unsupported}" if r.unsupported else "",
+        f"uncounted {r.uncounted}" if r.uncounted else "",
+        r.by_op if r.diff else "",
+    ) if x)
 
 
 def _commit(package: Path) -> str:

@@ -209,14 +209,7 @@ def run_one(name: str, out_dir: Path, keep: bool, commit: str) -> VisionRow:
         row.error = f"build/export: {ce._one_line(exc)}"
         row.seconds = round(time.perf_counter() - t0, 1)
         return row
-    try:
-        ce.compare(row, path, per_op)
-    finally:
-        if not keep:
-            for p in out_dir.glob(f"{path.name}*"):
-                p.unlink()
-    row.seconds = round(time.perf_counter() - t0, 1)
-    return row
+    return ce.profiled(row, path, per_op, keep, t0)
 
 
 def exact(r) -> bool:
@@ -277,15 +270,9 @@ def markdown(rows: list, env: dict, machine: str) -> str:
     if notes:
         out += ["", "## Per model notes (rows not exact, work on constants, export changes)", ""]
         for r in notes:
-            out.append(f"- **{r.model}**: " + "; ".join(x for x in (
-                r.error, r.export_note,
-                f"from constants: {r.oracle_folded:,} Mult-Adds in {', '.join(FROM_CONSTANTS[r.model])}"
-                if r.oracle_folded else "",
-                f"params: file {r.params_onnx:,}, effconv {r.params_effconv:,}" if r.params_equal is False else "",
-                f"unsupported {r.unsupported}" if r.unsupported else "",
-                f"uncounted {r.uncounted}" if r.uncounted else "",
-                r.by_op if r.diff else "",
-            ) if x))
+            constants = f"from constants: {r.oracle_folded:,} Mult-Adds in {', '.join(FROM_CONSTANTS[r.model])}" \
+                if r.oracle_folded else ""
+            out.append(ce.note(r, r.error, r.export_note, constants))
     return "\n".join(out) + "\n"
 
 
