@@ -20,6 +20,7 @@ from onnx import TensorProto
 from effconv.errors import InvalidInputError, ResourceLimitError, UsageError
 from effconv.profile.consts import Param, const_tensors, producers
 from effconv.profile.fold import Folder
+from effconv.profile.inputs import declared_dims, set_input_shapes
 from effconv.profile.propagate import Propagator
 from effconv.profile.model import Dim, Shape, parse_input_shape  # noqa: F401 (re-exported)
 from effconv.profile.read import STRIP_MIN_FILE, read_checked  # noqa: F401 (re-exported)
@@ -87,7 +88,7 @@ def _load_checked(model, path: Path, input_shapes, batch) -> Graph:
     skeleton = _skeleton(model)
     init_names = {t.name for t in model.graph.initializer}
     real_names = [i.name for i in model.graph.input if i.name not in init_names]
-    real_inputs, notes = _set_input_shapes(skeleton, real_names, dict(input_shapes or {}), batch, path)
+    real_inputs, notes = set_input_shapes(skeleton, real_names, dict(input_shapes or {}), batch, path)
     with _errors(path):
         onnx.checker.check_model(skeleton)  # the user's file as given (weights as typed inputs)
     consts = const_tensors(model.graph)
@@ -196,80 +197,13 @@ def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
     return sk
 
 
-def _dims(vi: onnx.ValueInfoProto) -> Shape | None:
-    tt = vi.type.tensor_type
-    if not vi.type.HasField("tensor_type") or not tt.HasField("shape"):
-        return None
-    # dim_value 0 means "not set" here: a zero-sized dim is not a shape a CNN profile can use
-    return tuple(d.dim_value or d.dim_param or None for d in tt.shape.dim)
-
-
-def _set_input_shapes(sk, real_names, shapes, batch, path: Path) -> tuple[dict[str, tuple[int, ...]], list[str]]:
-    """Apply --input-shape / --batch to the real inputs; a symbolic batch dim defaults to 1; refuse
-    other symbolic dims that remain and static dims that --input-shape contradicts."""
-    wanted = set(real_names)
-    real = [vi for vi in sk.graph.input if vi.name in wanted]
-    unknown = set(shapes) - {vi.name for vi in real}
-    if unknown:
-        names = ", ".join(vi.name for vi in real) or "none"
-        raise UsageError(f"--input-shape names unknown input(s) {sorted(unknown)}; inputs are: {names}", path=path)
-    out, missing, notes = {}, [], []
-    for vi in real:
-        declared = _dims(vi)
-        dims = list(declared or ())
-        if declared is None and vi.name not in shapes:
-            missing.append(f"{vi.name}[?] (no shape)")
-        if vi.name in shapes:
-            dims = _override(vi.name, declared, shapes[vi.name], path)
-        elif dims and (batch is not None or not (isinstance(dims[0], int) and dims[0] > 0)):
-            if batch is None and len(dims) > 1:
-                notes.append(f"input {vi.name!r} has a symbolic batch dim ({dims[0] or '?'}): profiled at batch 1 "
-                             "(--batch N to change)")
-            dims[0] = batch if batch is not None else 1
-        missing += [f"{vi.name}[{i}]={d or '?'}" for i, d in enumerate(dims) if not isinstance(d, int) or d <= 0]
-        if vi.type.tensor_type.HasField("shape") or vi.name in shapes:
-            _write_dims(vi, dims)
-        out[vi.name] = tuple(dims)
-    if missing:
-        raise UsageError(
-            f"symbolic input dimensions {', '.join(missing)}: set them with --input-shape NAME=1x3x224x224 or --batch N",
-            path=path,
-        )
-    return out, notes
-
-
-def _override(name: str, declared: Shape | None, wanted: tuple[int, ...], path: Path) -> list:
-    """--input-shape NAME=...: same rank as declared; static non-batch dims must agree (as ONNX
-    Runtime requires of the tensors it is fed)."""
-    if declared:
-        if len(declared) != len(wanted):
-            raise UsageError(f"--input-shape {name}: model input has rank {len(declared)}", path=path)
-        for i, (d, w) in enumerate(zip(declared, wanted)):
-            if i and isinstance(d, int) and d > 0 and d != w:
-                shown = "x".join(str(x or "?") for x in declared)
-                raise UsageError(f"--input-shape {name}: dim {i} is {w}, but the model declares {shown} "
-                                 f"(only symbolic dims and the batch can be set)", path=path)
-    return list(wanted)
-
-
-def _write_dims(vi: onnx.ValueInfoProto, dims: list) -> None:
-    shape = vi.type.tensor_type.shape
-    shape.ClearField("dim")
-    for d in dims:
-        dim = shape.dim.add()
-        if isinstance(d, int) and d > 0:
-            dim.dim_value = d
-        elif d:
-            dim.dim_param = str(d)
-
-
 def _shapes(graph: onnx.GraphProto) -> tuple[dict[str, Shape], dict[str, int], dict[str, onnx.TypeProto]]:
     """Shapes, element types and TypeProtos of every tensor whole-graph inference typed."""
     shapes: dict[str, Shape] = {}
     elems: dict[str, int] = {}
     types: dict[str, onnx.TypeProto] = {}
     for vi in (*graph.input, *graph.value_info, *graph.output):
-        dims = _dims(vi)
+        dims = declared_dims(vi)
         if dims is not None:
             shapes[vi.name] = dims
         if vi.type.HasField("tensor_type"):
