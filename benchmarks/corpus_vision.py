@@ -216,7 +216,7 @@ def exact(r) -> bool:
     return r.diff == 0 and r.complete is True and bool(r.params_equal) and r.strict_exit == 0
 
 
-def environment() -> dict:
+def environment(commit: str) -> dict:
     import onnx
     import onnxruntime
     import timm
@@ -225,7 +225,7 @@ def environment() -> dict:
 
     import effconv
 
-    return {"effconv": f"{effconv.__version__} ({ce._commit(Path(effconv.__file__).parent)})",
+    return {"effconv": f"{effconv.__version__} ({commit})",
             "torch": torch.__version__, "torchvision": torchvision.__version__, "timm": timm.__version__,
             "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "threads": torch.get_num_threads()}
 
@@ -238,9 +238,9 @@ def markdown(rows: list, env: dict, machine: str) -> str:
     out = [
         "# Exact Mult-Adds on torchvision and timm",
         "",
-        "Written by `python benchmarks/corpus_vision.py --report profiles/corpus_vision.md` (rows re-measured",
-        "after a fix with `--models ... --merge`; the `measured at` column of the JSON names each row's effconv",
-        "commit). Models: every torchvision classification builder, torchvision's segmentation models and the",
+        "Written by `python benchmarks/corpus_vision.py --report profiles/corpus_vision.md` (a row re-measured",
+        "later with `--models ... --merge` names its effconv commit in the JSON's `measured_at`).",
+        "Models: every torchvision classification builder, torchvision's segmentation models and the",
         "smallest variant of each listed timm family, random weights (nothing downloaded), exported by effconv",
         "(TorchScript exporter, opset 17, static shapes, batch 1).",
         "Oracle: `torch.utils.flop_counter.FlopCounterMode` on the torch module (Mult-Adds = FLOPs / 2; conv,",
@@ -249,9 +249,10 @@ def markdown(rows: list, env: dict, machine: str) -> str:
         "formula for either fused kernel and would count 0). params equal: every float constant of the file",
         "(initializers + Constant nodes) is in effconv's weights + biases + norm_params + other_params once.",
         "diff = effconv - (oracle - from constants*). from constants*: the oracle's Mult-Adds inside modules",
-        "that compute from constants only (a fixed Fourier position encoding, a projection of fixed relative",
-        "coordinates): effconv finds those nodes static (constant inputs and folded shapes; ONNX Runtime",
-        "folds them at load) and counts them 0. Named per model below.",
+        "that compute from constants only (a fixed Fourier position encoding, an MLP on fixed relative",
+        "coordinates): the exporter's constant folding computes them once (the file has no such node), or",
+        "effconv finds those nodes static (constant inputs and folded shapes; ONNX Runtime folds them at",
+        "load) and counts them 0. Named per model below; exact equality confirms the split.",
         "exact = diff 0, complete, params equal and `--strict` exit 0.",
         "",
         f"**exact: {n_exact} of {len(rows)}**",
@@ -284,13 +285,13 @@ def _machine() -> str:
     return f"{os.cpu_count()} CPU cores ({cpu}), shared with other jobs"
 
 
-def write_report(report: Path, rows: list, merge: bool, names_all: list[str]) -> list:
+def write_report(report: Path, rows: list, merge: bool, names_all: list[str], commit: str) -> list:
     json_path = report.with_suffix(".json")
     if merge and json_path.exists():
         old = {r["model"]: VisionRow(**r) for r in json.loads(json_path.read_text())["rows"]}
         old.update({r.model: r for r in rows})
         rows = [old[n] for n in names_all if n in old] + [r for n, r in old.items() if n not in names_all]
-    env = environment()
+    env = environment(commit)  # the commit the run started at (rows name theirs: measured_at)
     report.parent.mkdir(parents=True, exist_ok=True)
     machine = _machine()
     report.write_text(markdown(rows, env, machine))
@@ -332,7 +333,7 @@ def main(argv=None) -> int:
                   f"complete {ce._fmt(row.complete)} params {ce._fmt(row.params_equal)} strict "
                   f"{ce._fmt(row.strict_exit)} {row.error} ({row.seconds} s)", flush=True)
             if args.report:  # after every model: a long run stopped half way keeps what it measured
-                write_report(args.report, rows, args.merge or len(rows) > 1, names_all)
+                write_report(args.report, rows, args.merge or len(rows) > 1, names_all, commit)
     finally:
         if args.out is None:
             shutil.rmtree(tmp, ignore_errors=True)
