@@ -15,8 +15,8 @@ the file. One more oracle setting, for the same reason as SDPA's: nn.MultiheadAt
 ViT) under no_grad takes a fused fast path, `aten._native_multi_head_attention`, that FlopCounterMode
 has no formula for (it would count 0 for the attention and its projections), so the oracle runs with
 that fast path off (torch.backends.mha), whose composite path is linear + bmm.
-Input: the model's published size (timm's pretrained_cfg, 224 for torchvision, 299 for Inception v3),
-smaller only where the cost forces it and the architecture allows it (REDUCED). A model that does not
+Input: the model's published size (timm's pretrained_cfg, 224 for torchvision, 299 for Inception v3);
+the largest (RegNetY-128GF, ViT-H/14: 1-2 minutes each on 2 cores) did not need less. A model that does not
 build, export or profile is listed with the reason, not dropped. --merge updates the rows of an
 existing report (each row names the effconv commit it was measured with).
 """
@@ -82,9 +82,6 @@ FROM_CONSTANTS: dict[str, tuple[str, ...]] = {
     # exporter's constant folding computes it once, as in corpus_exact's FOLDED_AT_EXPORT)
     **{f"tv/swin_v2_{v}": ("cpb_mlp",) for v in "tsb"},
 }
-# Cost-forced smaller inputs, where the architecture takes any size (patch models get the size at build).
-REDUCED: dict[str, int] = {}
-SIZE_KWARG = {"tv/vit_h_14", "tv/vit_l_16", "tv/vit_l_32", "tv/vit_b_16", "tv/vit_b_32"}  # image_size=
 
 
 @dataclass
@@ -102,8 +99,6 @@ def corpus() -> list[str]:
 
 
 def input_size(name: str, model) -> int:
-    if name in REDUCED:
-        return REDUCED[name]
     if name.startswith("timm/"):
         return int(model.pretrained_cfg.get("input_size", (3, 224, 224))[-1])
     return 299 if name.endswith("inception_v3") else 224
@@ -141,8 +136,6 @@ def build(name: str):
         kwargs = {"weights": None}
         if source == "tvseg":
             kwargs["weights_backbone"] = None
-        if name in REDUCED and name in SIZE_KWARG:
-            kwargs["image_size"] = REDUCED[name]
         model = torchvision.models.get_model(builder, **kwargs)
     model.eval()
     size = input_size(name, model)
