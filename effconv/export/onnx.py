@@ -15,6 +15,7 @@ files move into place together at the end.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
 from collections.abc import Mapping
@@ -111,7 +112,12 @@ def _torch_export(model, path, input_shape, *, opset: int, dynamic_batch: bool) 
     model = model.eval()
     example = torch.zeros(*input_shape)
     dynamic_axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
-    with warnings.catch_warnings(), torch.no_grad():
+    # nn.MultiheadAttention / TransformerEncoder take a fused kernel under no_grad in eval mode, which
+    # the TorchScript exporter cannot export: their composite path is exported instead (same outputs).
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    with warnings.catch_warnings(), torch.no_grad(), contextlib.ExitStack() as restore:
+        torch.backends.mha.set_fastpath_enabled(False)
+        restore.callback(torch.backends.mha.set_fastpath_enabled, fastpath)
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model,
