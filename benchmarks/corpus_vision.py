@@ -7,7 +7,10 @@ exporter, profiled by effconv and checked against an independent counter.
     python benchmarks/corpus_vision.py --source timm --merge --report profiles/corpus_vision.md
     python benchmarks/corpus_vision.py --list
 
-Needs torchvision and timm beside torch (not effconv's own extras). The oracle, the export and the
+Needs torchvision and timm beside torch (not effconv's own extras). torchvision does not import beside
+the torch 2.13 CPU build, so use a venv of its own: `pip install torch==2.14.1 torchvision==0.29.1`,
+`pip install --no-deps timm && pip install pyyaml huggingface_hub safetensors`, then
+`pip install -e . --no-deps` and effconv's runtime dependencies (the report was made that way). The oracle, the export and the
 comparison are benchmarks/corpus_exact.py's: FlopCounterMode on the torch module (Mult-Adds = FLOPs
 / 2, scaled-dot-product attention on its math path), effconv's TorchScript exporter at opset 17 (18 if
 17 fails), `profile_onnx` and `strict=True` in process, parameters against every float constant of
