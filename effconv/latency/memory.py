@@ -16,6 +16,8 @@ visible from outside and is not reported.
 
 from __future__ import annotations
 
+import functools
+import mmap
 from pathlib import Path
 
 STATUS = Path("/proc/self/status")
@@ -40,11 +42,52 @@ def _reset_peak() -> bool:
         return False
 
 
+PROBE_BYTES = 16 * 2**20  # fresh anonymous pages, touched: VmRSS must grow by them
+
+
+def _touch(buf: mmap.mmap, n: int) -> None:
+    """Write every page of `buf` from a 1 MiB chunk (no temporary of size n on the heap)."""
+    chunk = b"\x01" * min(n, 2**20)
+    for offset in range(0, n, len(chunk)):
+        buf.write(chunk[: n - offset])
+
+
+@functools.cache
+def counters_why_not() -> str | None:
+    """None when this kernel's VmRSS follows a known allocation and clear_refs resets VmHWM; else why
+    not, in a few words. Sandboxed and emulated kernels can accept the clear_refs write and ignore it,
+    or account resident pages in coarse chunks: a phase figure read from them would be wrong, so
+    nothing is reported there. The probe maps fresh pages (never reused from an allocator's pool),
+    so the growth it expects is exact; it costs a few milliseconds, once per process."""
+    if not STATUS.exists() or _status("VmRSS") is None or _status("VmHWM") is None:
+        return "this system has no /proc/self/status with VmRSS and VmHWM"
+    if not _reset_peak():
+        return "/proc/self/clear_refs is not writable here, so VmHWM cannot be reset per phase"
+    before = _status("VmRSS")
+    buf = mmap.mmap(-1, PROBE_BYTES)
+    try:
+        _touch(buf, PROBE_BYTES)
+        grown = _status("VmRSS") - before
+        hwm, rss = _status("VmHWM"), _status("VmRSS")
+    finally:
+        buf.close()
+    if grown < 0.9 * PROBE_BYTES:
+        return (f"VmRSS grew {grown / 2**20:.1f} MiB for {PROBE_BYTES / 2**20:.0f} MiB of fresh touched pages "
+                "(this kernel does not account resident pages exactly)")
+    if hwm < rss:
+        return "VmHWM reads below VmRSS on this kernel"
+    if not _reset_peak() or _status("VmHWM") - _status("VmRSS") > PROBE_BYTES // 2:
+        return "writing 5 to /proc/self/clear_refs did not reset VmHWM on this kernel"
+    return None
+
+
 class PhaseMemory:
-    """Peak resident-set growth of consecutive phases: `start()`, then `mark(name)` after each."""
+    """Peak resident-set growth of consecutive phases: construct, then `mark(name)` after each. Where the
+    kernel's counters fail the probe (`counters_why_not`), nothing is measured and `to_dict` says why."""
 
     def __init__(self):
-        self.ok = STATUS.exists() and _reset_peak()
+        self.why_not = counters_why_not()
+        self.ok = self.why_not is None and _reset_peak()
         self.base = _status("VmRSS") if self.ok else None
         self.phases: dict[str, int] = {}
 
@@ -52,16 +95,17 @@ class PhaseMemory:
         if not self.ok or self.base is None:
             return
         hwm, rss = _status("VmHWM"), _status("VmRSS")
-        if hwm is None or rss is None:
-            self.ok = False
+        if hwm is None or rss is None or hwm < rss:
+            self.ok, self.why_not = False, f"VmHWM/VmRSS unreadable or inconsistent after phase {name!r}"
+            self.phases.clear()
             return
         self.phases[name] = max(0, hwm - self.base)
         self.base = rss
         self.ok = _reset_peak()
 
     def to_dict(self) -> dict:
-        if not self.phases:
-            return {"measured": False, "why": "needs Linux's /proc/self/status and clear_refs"}
+        if not self.phases or not self.ok:
+            return {"measured": False, "why": self.why_not or "the peak could not be reset between phases"}
         return {"measured": True, **{f"{k}_peak_growth_bytes": v for k, v in self.phases.items()},
                 "what": "peak resident-set growth of the process per phase (VmHWM reset before each): "
                         "includes the allocator's arena and workspace; not the graph's live peak"}

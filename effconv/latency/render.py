@@ -117,7 +117,7 @@ def _memory_line(report) -> str | None:
     """Measured memory beside the static estimate, each labelled with what it measures."""
     m = report.environment.get("measured_memory") or {}
     if not m.get("measured"):
-        return None
+        return f"measured memory: not measured ({m['why']})" if m.get("why") else None
     text = (f"measured memory: +{m['session_peak_growth_bytes'] / 1e6:.2f} MB creating the session, "
             f"+{m['run_peak_growth_bytes'] / 1e6:.2f} MB running (peak resident-set growth: arena and workspace included)")
     if "torch_cuda_max_allocated_bytes" in m:
