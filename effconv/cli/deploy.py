@@ -82,6 +82,7 @@ def deploy_command(
         accuracy=accuracy, test_images=test_images, max_accuracy_drop=max_accuracy_drop, budget_ms=budget_ms,
         data=data, calibration_data=calibration_data, calibration_images=calibration_images,
         mean=parse_floats("--mean", mean), std=parse_floats("--std", std), seed=seed, work_dir=work_dir,
+        input_name=parse_input_shape(input_shape)[0] if input_shape is not None else None,
         input_shape=parse_input_shape(input_shape)[1] if input_shape is not None else None,
         limits=sandbox_limits(mem_limit_mb, timeout_s),
     )

@@ -46,7 +46,7 @@ def _make_files(source, work: Path, options: DeployOptions) -> Files:
     int8_opts = ExportOptions(precision="int8", batch=options.batch, parity=False, data=options.data,
                               calibration_data=options.calibration_data, seed=options.seed,
                               calibration_images=options.calibration_images, mean=options.mean, std=options.std,
-                              input_shape=options.input_shape)
+                              input_shape=options.input_shape, input_name=options.input_name)
     reason = None
     if path.suffix == ".onnx":
         fp32, kind, data = path, "onnx", None

@@ -26,7 +26,7 @@ from pathlib import Path
 from effconv.deploy.choice import check_matrix, mark_best, score
 from effconv.deploy.files import eval_images, prepared
 from effconv.deploy.measure import timed_cell, with_predictions
-from effconv.deploy.plan import PRECISIONS, DeployOptions, Progress, choose_backends, plan_cells, validate
+from effconv.deploy.plan import PRECISIONS, DeployOptions, Progress, choose_backends, input_shapes, plan_cells, validate
 from effconv.deploy.result import Cell, Matrix
 
 __all__ = ["PRECISIONS", "Cell", "DeployOptions", "Matrix", "check_matrix", "deploy_matrix"]
@@ -38,6 +38,7 @@ def deploy_matrix(source: str | Path, options: DeployOptions = DeployOptions(),
     from effconv.latency.base import host_environment
 
     validate(options)
+    shapes = input_shapes(source, options)
     backends, notes = choose_backends(options)
     plan = plan_cells(backends, options)
     total = len(plan) * (1 + options.accuracy) + 1
@@ -48,7 +49,7 @@ def deploy_matrix(source: str | Path, options: DeployOptions = DeployOptions(),
         cells, predictions, done = [], {}, 1
         for backend, precision in plan:
             tell(done, total, f"timing {backend} {precision}")
-            cell = timed_cell(files, backend, precision, options)
+            cell = timed_cell(files, backend, precision, options, shapes)
             done += 1
             if options.accuracy and images is not None and cell.status == "ok":
                 tell(done, total, f"accuracy {backend} {precision} ({len(images)} images)")

@@ -14,7 +14,8 @@ from effconv.deploy.plan import DeployOptions
 from effconv.deploy.result import Cell
 from effconv.errors import EffconvError, UsageError
 
-def timed_cell(files: Files, backend: str, precision: str, options: DeployOptions) -> Cell:
+def timed_cell(files: Files, backend: str, precision: str, options: DeployOptions, shapes=None) -> Cell:
+    """One cell timed; `shapes`: the resolved --input-shape (deploy.plan.input_shapes), else the file's."""
     from effconv.latency import LatencyOptions
     from effconv.latency import measure_model
 
@@ -24,7 +25,7 @@ def timed_cell(files: Files, backend: str, precision: str, options: DeployOption
     try:
         lat = LatencyOptions(backend=backend, batch=options.batch, precision="fp32" if precision == "int8" else precision,
                              warmup_ms=options.warmup_ms, duration_s=options.duration_s, iterations=options.iterations,
-                             per_layer="none", threads=options.threads)
+                             per_layer="none", threads=options.threads, input_shapes=shapes)
         report = measure_model(path, lat, isolate=True, limits=options.limits)
     except UsageError as exc:  # the backend does not run this precision (or this file)
         return Cell(backend, precision, "skipped", str(exc), file=path.name)

@@ -32,7 +32,8 @@ class DeployOptions:
     calibration_images: int = 256
     mean: tuple[float, ...] | None = None  # plain ONNX files without effconv metadata
     std: tuple[float, ...] | None = None
-    input_shape: tuple[int, ...] | None = None
+    input_shape: tuple[int, ...] | None = None  # --input-shape NAME=D..: ONNX-file sources only
+    input_name: str | None = None
     seed: int = 0
     work_dir: Path | None = None  # keep the exported files here (default: a temporary folder)
     limits: Limits = Limits()
@@ -46,6 +47,19 @@ def validate(options: DeployOptions) -> None:
         raise UsageError("--batch, --calibration-images and --test-images must be >= 1")
     if not 0 <= options.max_accuracy_drop <= 100:
         raise UsageError(f"--max-accuracy-drop must be between 0 and 100 points, got {options.max_accuracy_drop}")
+
+
+def input_shapes(source: str | Path, options: DeployOptions):
+    """The shapes every cell is timed at, resolved before any file is made: --input-shape must name the
+    file's input and agree with its static dims (effconv.latency.shapes); a run is exported at its
+    spec's shape, so there --input-shape is refused rather than ignored. None: the file's own."""
+    if options.input_shape is None:
+        return None
+    if Path(str(source)).suffix != ".onnx":
+        raise UsageError("--input-shape applies to ONNX-file sources; a run is exported at its spec's input shape")
+    from effconv.latency.shapes import resolve_input_shapes
+
+    return resolve_input_shapes(source, options.batch, ((options.input_name or "", options.input_shape),))
 
 
 def choose_backends(options: DeployOptions) -> tuple[list[str], list[str]]:

@@ -15,8 +15,8 @@ FAST = ("--warmup-ms", "0", "--duration-s", "0.05", "--iterations", "5")
 NORM = ("--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25")
 
 
-def _tiny_model(path):
-    """input [1,3,8,8] -> Conv 3x3 (4 filters) -> Relu -> GlobalAveragePool -> Flatten -> Gemm (10)."""
+def _tiny_model(path, dims=(1, 3, 8, 8)):
+    """input [1,3,8,8] (or `dims`, symbolic names allowed) -> Conv 3x3 (4 filters) -> Relu -> GlobalAveragePool -> Flatten -> Gemm (10)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -28,7 +28,7 @@ def _tiny_model(path):
     nodes = [helper.make_node("Conv", ["input", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
              helper.make_node("Relu", ["c"], ["r"]), helper.make_node("GlobalAveragePool", ["r"], ["g"]),
              helper.make_node("Flatten", ["g"], ["f"]), helper.make_node("Gemm", ["f", "fc", "fcb"], ["logits"], transB=1)]
-    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, list(dims))],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], [w, b, fc, fcb])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     return path
@@ -131,3 +131,42 @@ def test_int8_without_calibration_images_is_a_skipped_cell(cli, tiny, tmp_path, 
     cell = _cells(report)["ort-cpu", "int8"]
     assert cell["status"] == "skipped" and "calibration images" in cell["reason"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs", "m.json", "tiny.onnx"]
+
+
+def test_input_shape_sets_the_symbolic_dims_every_cell_is_timed_at(cli, tmp_path):
+    """A file declaring 1x3xHxW times at the --input-shape given (it would be skipped otherwise), fp32
+    and the int8 file made from it; the timed profile counts the 8x8 Conv: 4*27*64 + 4*10 Mult-Adds."""
+    from PIL import Image
+
+    model = _tiny_model(tmp_path / "dyn.onnx", (1, 3, "h", "w"))
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for i in range(8):
+        Image.fromarray(np.full((8, 8, 3), 20 * i, np.uint8)).save(images / f"{i}.png")
+    out = tmp_path / "d.json"
+    res = cli("deploy", model, "--backend", "ort-cpu", "--precision", "fp32", "--precision", "int8", "--no-accuracy",
+              *FAST, *NORM, "--calibration-data", images, "--calibration-images", "8",
+              "--input-shape", "input=1x3x8x8", "--json", out)
+    assert res.code == 0, res.stderr
+    cells = _cells(out)
+    for precision in ("fp32", "int8"):
+        cell = cells[("ort-cpu", precision)]
+        assert cell["status"] == "ok", cell
+        assert cell["mult_adds"] == 4 * 27 * 64 + 4 * 10
+
+
+@pytest.mark.parametrize("shape, words", [("image=1x3x8x8", "unknown input(s) image"),
+                                          ("input=1x3x8", "has rank 4"),
+                                          ("input=2x3x8x8", "contradicts the model")])
+def test_a_bad_input_shape_is_one_line_before_any_work(cli, tmp_path, shape, words):
+    model = _tiny_model(tmp_path / "dyn.onnx", (1, 3, "h", "w"))
+    work = tmp_path / "work"
+    res = cli("deploy", model, "--backend", "ort-cpu", "--precision", "fp32", "--no-accuracy", *FAST, *NORM,
+              "--input-shape", shape, "--work-dir", work, "--json", tmp_path / "d.json")
+    assert res.code == 2 and words in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert not work.exists() and not (tmp_path / "d.json").exists()
+
+
+def test_input_shape_on_a_run_is_refused_not_ignored(cli, tmp_path):
+    res = cli("deploy", "resnet20", "--input-shape", "input=1x3x64x64", "--no-accuracy", *FAST)
+    assert res.code == 2 and "applies to ONNX-file sources" in res.stderr, res.stderr
