@@ -1,10 +1,10 @@
-"""Checks for files that come from anywhere: ONNX external data, Git LFS pointers, pickles.
+"""Checks for files that come from anywhere: ONNX external data and Git LFS pointers.
 
 The pickle scan of checkpoints lives with the checkpoints it guards (effconv.training.pickle_scan,
-so that loading a checkpoint imports nothing of the sandbox) and is named here too.
+so that loading a checkpoint imports nothing of the sandbox).
 
 Nothing here executes or deserializes the file it checks: external data is validated from its
-metadata and the file's size (never read), a pickle is scanned opcode by opcode (never loaded).
+metadata and the file's size (never read).
 Each check raises InvalidInputError (exit 3) with one line naming the file and the cause.
 """
 
@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from effconv.errors import InvalidInputError
-from effconv.training.pickle_scan import refuse_code_in_pickle  # noqa: F401 (named here too)
 
 LFS_MAGIC = b"version https://git-lfs.github.com/spec/"
 # Bytes per element of ONNX TensorProto data types (onnx.TensorProto.DataType values); sub-byte and

@@ -16,6 +16,7 @@ import time
 import pytest
 
 from effconv.sandbox import safety
+from effconv.training.pickle_scan import refuse_code_in_pickle
 from effconv.errors import InvalidInputError, ResourceLimitError
 
 
@@ -52,7 +53,7 @@ def test_malicious_pickle_is_refused_by_export_and_loader(cli, tmp_path, kind):
     with pytest.raises(InvalidInputError):
         checkpoint.load_checkpoint(path)
     with pytest.raises(InvalidInputError, match="would import (posix|os).system"):
-        safety.refuse_code_in_pickle(path)
+        refuse_code_in_pickle(path)
     assert not canary.exists(), "unpickling ran code"
     assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "r.json").exists()
 
@@ -64,7 +65,7 @@ def test_pickle_scan_accepts_a_real_checkpoint(tmp_path):
 
     path = checkpoint.save_checkpoint(tmp_path / "last.pt", {"model": {"w": torch.ones(3)}, "rng": checkpoint.capture_rng(),
                                                               "step": 3, "spec": {"a": [1, 2.0, None]}})
-    safety.refuse_code_in_pickle(path)  # no exception: tensors and plain values only
+    refuse_code_in_pickle(path)  # no exception: tensors and plain values only
     assert checkpoint.load_checkpoint(path)["step"] == 3
 
 
