@@ -50,9 +50,14 @@ def validate(options: DeployOptions) -> None:
 
 
 def input_shapes(source: str | Path, options: DeployOptions):
-    """The shapes every cell is timed at, resolved before any file is made: --input-shape must name the
+    """An ONNX source that is not safe to read is refused (exit 3); then the shapes every cell is timed
+    at, resolved before any file is made: --input-shape must name the
     file's input and agree with its static dims (effconv.latency.shapes); a run is exported at its
     spec's shape, so there --input-shape is refused rather than ignored. None: the file's own."""
+    if Path(str(source)).suffix == ".onnx":
+        from effconv.export.onnx_file import check_onnx_source
+
+        check_onnx_source(Path(str(source)))  # exit 3 before any file is made
     if options.input_shape is None:
         return None
     if Path(str(source)).suffix != ".onnx":

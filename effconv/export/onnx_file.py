@@ -28,21 +28,35 @@ from effconv.export.engine_plan import check_input_name, graph_input, profile_sh
 
 def export_onnx_file(source: Path, out: Path | None, options):
     """The ONNX-file export the options ask for (int8 ONNX, or a TensorRT engine)."""
-    if options.format == "tensorrt":
-        return export_engine_file(source, out, options)
-    if options.precision != "int8":
+    if options.format != "tensorrt" and options.precision != "int8":
         raise UsageError("from an ONNX file effconv exports --precision int8 --format onnx only, or an engine "
                          "with --format tensorrt", path=source)
+    _load(source)  # a file that is not safe to read is refused before calibration or a builder starts
+    if options.format == "tensorrt":
+        return export_engine_file(source, out, options)
     return _export_int8_file(source, out, options)
 
 
 def _load(path: Path):
+    """The model without its external data, refused (exit 3) before any work when it is not a readable
+    ONNX file or its external data is not safe to read (outside the model's folder, missing, short)."""
     import onnx
 
+    from effconv.sandbox.safety import check_external_data
+
+    if not path.is_file():
+        raise InvalidInputError("no such file" if not path.exists() else "is a directory, not an ONNX file", path=path)
     try:
-        return onnx.load(str(path), load_external_data=False)
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
         raise InvalidInputError(f"not a readable ONNX file ({type(exc).__name__})", path=path) from exc
+    check_external_data(model, path)
+    return model
+
+
+def check_onnx_source(path: Path) -> None:
+    """What `_load` refuses, for flows that read the file later (the deployment matrix)."""
+    _load(path)
 
 
 def onnx_file_preprocess(path: Path, options) -> tuple[Preprocess, int | None]:

@@ -154,6 +154,7 @@ def test_without_tensorrt_one_line_exit_2_before_anything_is_read(cli, tmp_path,
     ("uint8-qdq", ("--precision", "int8"), 3, "quantizes as uint8; TensorRT runs int8 Q/DQ with zero point 0 only"),
     ("int8-qdq", ("--precision", "fp16"), 2, "the file is quantized (int8 Q/DQ nodes): build it with --precision int8"),
     ("two-inputs", (), 3, "one float32 input"),
+    ("external", ("--input-shape", "input=1x3x32x32"), 3, "lies outside the model's folder"),
 ])
 def test_bad_input_is_one_line_before_tensorrt_is_touched(cli, onnx_kit, tmp_path, fake_trt, monkeypatch, case,
                                                          args, code, message):
@@ -173,6 +174,8 @@ def test_bad_input_is_one_line_before_tensorrt_is_touched(cli, onnx_kit, tmp_pat
         model = onnx.load(str(src))
         model.graph.input.append(onnx.helper.make_tensor_value_info("extra", onnx.TensorProto.FLOAT, [1]))
         onnx.save(model, str(src))
+    if case == "external":
+        _weights_outside(src)
     before = _files(tmp_path)
     out = ("-o", tmp_path / "m.engine") if "-o" not in args else ()
     res = cli("export", src, "--format", "tensorrt", *out, *[str(a).format(tmp=tmp_path) for a in args])
@@ -273,3 +276,35 @@ def test_int8_from_a_float_file_calibrates_on_the_given_images(cli, onnx_kit, tm
     assert res.code == 0, res.stderr
     assert ("build", True) in fake_trt.calls and ("calibration_profile",) in fake_trt.calls  # a calibrator, profiled
     assert [c for c in fake_trt.calls if c[0] == "flag"] == [("flag", "FP16"), ("flag", "INT8")]
+
+
+def _weights_outside(path):
+    """Point the file's first initializer at external data above its folder (never to be read)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    init = model.graph.initializer[0]
+    init.ClearField("raw_data")
+    del init.float_data[:]
+    init.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", "../outside.bin"), ("offset", "0"), ("length", "4")):
+        entry = init.external_data.add()
+        entry.key, entry.value = key, value
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+@pytest.mark.parametrize("command", [("export", "--precision", "int8", "--mean", "0.5,0.5,0.5", "--std", "0.2,0.2,0.2",
+                                      "-o", "{tmp}/q.onnx", "--input-shape", "input=1x3x32x32"),
+                                     ("deploy", "--no-accuracy", "--work-dir", "{tmp}/work")])
+def test_external_data_outside_the_folder_is_refused_before_any_work(cli, onnx_kit, tmp_path, command):
+    """The int8 export and the deployment matrix read a plain ONNX file later (calibration, every
+    cell): its external data is checked first, exit 3, and nothing is written."""
+    src = _weights_outside(onnx_kit.model(tmp_path / "m.onnx"))
+    before = _files(tmp_path)
+    verb, *rest = command
+    res = cli(verb, src, *[a.format(tmp=tmp_path) for a in rest])
+    assert res.code == 3, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "external data '../outside.bin'" in lines[0], res.stderr
+    assert _files(tmp_path) == before
