@@ -10,8 +10,9 @@
 - ort-cpu: effconv's median against a plain `InferenceSession.run` loop (perf_counter per run);
 - per layer: the openvino-profiler counter sum against effconv's end-to-end median.
 
-The machine is shared, so each pair is measured interleaved, ROUNDS times, and the median of the
-round medians is printed beside the ratio (effconv / baseline). Threads: each runtime's default
+The machine is shared, so each pair is measured back to back, --rounds times (a change of load
+between rounds then hits both sides of a pair alike); printed: the median of each side's round
+medians, and the ratio (effconv / baseline) as the median of the per-round ratios. Threads: each runtime's default
 on both sides. Usage: python benchmarks/openvino_fidelity.py [MODEL ...] [--seconds S]
 (models: zoo names or ONNX files; default mobilenet_v1_cifar mobilenet_v1).
 """
@@ -30,7 +31,7 @@ from pathlib import Path
 from effconv.latency.base import LatencyOptions, cpu_name, time_runner
 from effconv.latency.source import model_input
 
-ROUNDS = 3
+ROUNDS = 3  # default --rounds
 
 
 def effconv_openvino(path: Path, precision: str, seconds: float) -> float:
@@ -100,16 +101,25 @@ def counter_ratio(path: Path, seconds: float) -> tuple[float, float]:
     return lw.sum_ms, median
 
 
-def pairs(path: Path, seconds: float) -> dict[str, tuple[float, float]]:
-    rounds: dict[str, list[tuple[float, float]]] = {k: [] for k in BASELINES}
-    for _ in range(ROUNDS):  # interleaved: a load spike hits both sides of a pair
+def pairs(path: Path, seconds: float, n_rounds: int = ROUNDS) -> dict[str, tuple[float, float, float]]:
+    bf16 = _has_bf16()  # the CPU's OPTIMIZATION_CAPABILITIES (no AVX512-BF16/AMX: no bf16 pair)
+    rounds: dict[str, list[tuple[float, float]]] = {k: [] for k in BASELINES if bf16 or "bf16" not in k}
+    for _ in range(n_rounds):  # interleaved: a load spike hits both sides of a pair
         ours = effconv_openvino(path, "fp32", seconds)
         rounds["openvino fp32"].append((ours, benchmark_app(path, "f32", seconds)))
         rounds["openvino fp32 vs sync"].append((ours, benchmark_app(path, "f32", seconds, api=None)))
-        rounds["openvino bf16"].append((effconv_openvino(path, "bf16", seconds), benchmark_app(path, None, seconds)))
+        if bf16:
+            rounds["openvino bf16"].append((effconv_openvino(path, "bf16", seconds), benchmark_app(path, None, seconds)))
         rounds["ort-cpu"].append((effconv_ort(path, seconds), plain_ort(path, seconds)))
         rounds["openvino per-layer sum"].append(counter_ratio(path, seconds))
-    return {k: (statistics.median(a for a, _ in v), statistics.median(b for _, b in v)) for k, v in rounds.items()}
+    return {k: (statistics.median(a for a, _ in v), statistics.median(b for _, b in v),
+                statistics.median(a / b for a, b in v)) for k, v in rounds.items()}
+
+
+def _has_bf16() -> bool:
+    import openvino
+
+    return "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 BASELINES = {"openvino fp32": "benchmark_app -hint latency -api async -infer_precision f32",
@@ -123,19 +133,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", default=["mobilenet_v1_cifar", "mobilenet_v1"])
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="back-to-back rounds per pair")
     args = parser.parse_args()
     import openvino
     import onnxruntime
 
     print(f"machine: {cpu_name()}; openvino {openvino.__version__}; onnxruntime {onnxruntime.__version__}; "
-          f"{ROUNDS} interleaved rounds of {args.seconds:g} s each, median of the round medians\n")
+          f"{args.rounds} interleaved rounds of {args.seconds:g} s each; ms: median of the round medians, "
+          f"ratio: median of the per-round ratios; "
+          f"bf16 pair: {'yes' if _has_bf16() else 'no (the CPU device reports no BF16 capability)'}\n")
     print("| model | effconv | baseline | effconv ms | baseline ms | ratio |")
     print("|---|---|---|---:|---:|---:|")
     for source in args.models:
         with model_input(source, 1) as model:
-            for key, (ours, base) in pairs(Path(model.onnx_path), args.seconds).items():
+            for key, (ours, base, ratio) in pairs(Path(model.onnx_path), args.seconds, args.rounds).items():
                 what = "openvino-profiler counter sum" if key.endswith("sum") else key.replace(" vs sync", "")
-                print(f"| {source} | {what} | {BASELINES[key]} | {ours:.3f} | {base:.3f} | {ours / base:.3f} |", flush=True)
+                print(f"| {source} | {what} | {BASELINES[key]} | {ours:.3f} | {base:.3f} | {ratio:.3f} |", flush=True)
 
 
 if __name__ == "__main__":
