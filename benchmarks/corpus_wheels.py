@@ -32,7 +32,8 @@ oracle in nodes whose inputs come from constants only (ONNX Runtime folds them a
 counts them 0). Parameters: every float constant of the file (initializers and Constant nodes, in
 subgraphs too) against effconv's weights + biases + norm_params + other_params; for a quantized
 file the int8/uint8 weights of ConvInteger / MatMulInteger / DynamicQuantizeLSTM count too (a
-parameter is a parameter whatever its type; their scales and zero points are not parameters).
+parameter is a parameter whatever its type) and the float weight scales DynamicQuantizeLSTM reads
+do not (scales and zero points are not parameters, effconv's documented convention).
 exact = diff 0 (against oracle - from constants), complete, params equal, `--strict` exit 0.
 CLI: `effconv profile FILE --no-latency --json ... --input-shape ...` is run for each file (exit
 code, no traceback), and once without --input-shape where the file has dynamic dims (the error must
@@ -209,15 +210,19 @@ def _graphs(g):
 def float_constants(m) -> int:
     """Float constant elements of the whole file (initializers and Constant nodes, subgraphs too),
     plus the integer weights of the integer ops (ConvInteger, MatMulInteger: input 1;
-    DynamicQuantizeLSTM: W and R, inputs 1 and 2)."""
+    DynamicQuantizeLSTM: W and R, inputs 1 and 2), less the float weight scales of
+    DynamicQuantizeLSTM (inputs 8 and 10: quantization scales are not parameters)."""
     import onnx
 
     floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
-    int_weights = {n.input[i] for g in _graphs(m.graph) for n in g.node
-                   for i in {"ConvInteger": (1,), "MatMulInteger": (1,), "DynamicQuantizeLSTM": (1, 2)}.get(n.op_type, ())}
+    slots = {"ConvInteger": (1,), "MatMulInteger": (1,), "DynamicQuantizeLSTM": (1, 2)}
+    nodes = [n for g in _graphs(m.graph) for n in g.node]
+    int_weights = {n.input[i] for n in nodes for i in slots.get(n.op_type, ())}
+    scales = {n.input[i] for n in nodes if n.op_type == "DynamicQuantizeLSTM" for i in (8, 10) if len(n.input) > i}
     total = 0
     for g in _graphs(m.graph):
-        total += sum(math.prod(t.dims) for t in g.initializer if t.data_type in floats or t.name in int_weights)
+        total += sum(math.prod(t.dims) for t in g.initializer
+                     if (t.data_type in floats and t.name not in scales) or t.name in int_weights)
         for n in g.node:
             if n.op_type == "Constant":
                 total += sum(math.prod(a.t.dims) for a in n.attribute if a.name == "value" and a.t.data_type in floats)

@@ -36,7 +36,7 @@ ALL_ROLES = {**PARAM_ROLES, **QUANT_ROLES}
 # these is not counted, the total is a lower bound.
 COUNTED_KINDS = frozenset(
     [op for op in ALL_HANDLERS if op in ("Conv", "ConvTranspose", "Gemm", "MatMul", "Einsum")]
-    + [op for op in QUANT_HANDLERS if "Conv" in op or "MatMul" in op or "Gemm" in op]
+    + [op for op in QUANT_HANDLERS if "Conv" in op or "MatMul" in op or "Gemm" in op or "LSTM" in op]
     + ["LSTM", "GRU", "RNN", "DeformConv", "Attention", "com.microsoft.Attention", "com.microsoft.QAttention",
        "com.microsoft.MultiHeadAttention", "com.microsoft.GroupQueryAttention", "com.microsoft.NhwcConv"]
 )

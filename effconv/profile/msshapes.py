@@ -85,13 +85,28 @@ def conv_transpose_same_output(node: onnx.NodeProto, shapes: Mapping[str, tuple]
 
 def runtime_output(node: onnx.NodeProto, shapes: Mapping[str, tuple]) -> tuple[int, ...] | None:
     """The first output's shape where ONNX inference is known to differ from the spec and ONNX
-    Runtime (pools with ceil_mode before opset 22, ConvTranspose SAME with output_padding); None
-    for every other node."""
+    Runtime (pools with ceil_mode before opset 22, ConvTranspose SAME with output_padding, an Einsum
+    whose index is 1 in one operand and n in another: ONNX keeps a size it met, the runtime broadcasts
+    to n); None for every other node."""
     if node.op_type in CEIL_POOLS:
         return ceil_pool_output(node, shapes)
     if node.op_type == "ConvTranspose":
         return conv_transpose_same_output(node, shapes)
+    if node.op_type == "Einsum":
+        return einsum_output(node, shapes)
     return None
+
+
+def einsum_output(node: onnx.NodeProto, shapes: Mapping[str, tuple]) -> tuple[int, ...] | None:
+    from effconv.profile.einsum import EinsumError, parse_einsum
+
+    ins = [shapes.get(name) for name in node.input]
+    if not all(s is not None and _static(s) for s in ins):
+        return None
+    try:
+        return tuple(parse_einsum(_attrs(node).get("equation", ""), list(ins)).output_shape)
+    except EinsumError:
+        return None
 
 
 def _shape_of(node: onnx.NodeProto, shape, graph_shapes) -> tuple[int, ...] | None:
@@ -128,6 +143,9 @@ def _shape_of(node: onnx.NodeProto, shape, graph_shapes) -> tuple[int, ...] | No
         x = (*x[:-2], x[-1], x[-2]) if a.get("transA", 0) and len(x) > 1 else x  # FusedMatMul's transposes
         b = (*b[:-2], b[-1], b[-2]) if a.get("transB", 0) and len(b) > 1 else b
         return matmul_output_shape(x, b)
+    if op == "DynamicQuantizeLSTM":  # Y [seq, dirs, batch, hidden]; W [dirs, I, 4H], R [dirs, H, 4H]
+        w, r = shape(1), shape(2)
+        return (x[0], w[0], x[1], r[1]) if _static(x) and _static(w) and _static(r) else None
     return None
 
 
@@ -143,7 +161,7 @@ class _Shapes:
 
 def _elem_type(node: onnx.NodeProto, types: Mapping[str, int]) -> int:
     if node.op_type in ("DequantizeLinear", "FusedConv", "FusedGemm", "FusedMatMul", "DynamicQuantizeMatMul",
-                        "MatMulIntegerToFloat", "Gelu", "FastGelu", "BiasGelu", "QuickGelu", "BiasAdd") \
+                        "DynamicQuantizeLSTM", "MatMulIntegerToFloat", "Gelu", "FastGelu", "BiasGelu", "QuickGelu", "BiasAdd") \
             or "LayerNormalization" in node.op_type:
         return types.get(node.input[0], TensorProto.FLOAT) if node.op_type != "DequantizeLinear" else TensorProto.FLOAT
     if node.op_type == "QLinearConcat":

@@ -34,6 +34,15 @@ def _fused_matmul(node, g):
     return h.matmul_cost(node, g, trans=True)
 
 
+def dynamic_quantize_lstm(node, g):
+    """com.microsoft DynamicQuantizeLSTM: an LSTM whose int8 weights are stored transposed,
+    W [dirs, I, 4H] and R [dirs, H, 4H] (ONNX LSTM: [dirs, 4H, I] and [dirs, 4H, H]); counted as
+    that LSTM: seq * batch * dirs * 4H * (I + H)."""
+    x, w, r = (h._shape(g, node.input[i]) for i in range(3))
+    seq, batch, steps = x[0], x[1], x[0] * x[1] * w[0]
+    return h.OpCost(steps * w[2] * (w[1] + r[1]), steps * w[2] * 2, (seq, w[0], batch, r[1]))
+
+
 QLINEAR_ELEMENTWISE = ("QLinearAdd QLinearMul QLinearSigmoid QLinearLeakyRelu QLinearSoftmax QLinearConcat "
                        "QLinearGlobalAveragePool QLinearAveragePool QLinearReduceMean QLinearWhere").split()
 
@@ -49,6 +58,7 @@ QUANT_HANDLERS: dict[str, h.Handler] = {
     f"{MS}.FusedConv": h.conv,
     f"{MS}.FusedGemm": h.gemm,
     f"{MS}.FusedMatMul": _fused_matmul,
+    f"{MS}.DynamicQuantizeLSTM": dynamic_quantize_lstm,
     "QuantizeLinear": h.per_output(1),  # one scale-round-clamp per element
     "DequantizeLinear": h.per_output(1),
     "DynamicQuantizeLinear": h.per_input(3),  # min/max scan, then scale-round per element
@@ -73,6 +83,8 @@ QUANT_ROLES: dict[str, dict[int, str]] = {
     f"{MS}.FusedConv": {1: _W, 2: _B},
     f"{MS}.FusedGemm": {0: _W, 1: _W, 2: _B},
     f"{MS}.FusedMatMul": {0: _W, 1: _W},
+    # X, W, R, B, sequence_lens, initial_h, initial_c, P, W_scale, W_zero_point, R_scale, R_zero_point
+    f"{MS}.DynamicQuantizeLSTM": {1: _W, 2: _W, 3: _B, 7: _W, **dict.fromkeys((8, 9, 10, 11), SKIP)},
     "QuantizeLinear": {1: SKIP, 2: SKIP},
     "DequantizeLinear": {1: SKIP, 2: SKIP},
     f"{MS}.QuantizeLinear": {1: SKIP, 2: SKIP},
